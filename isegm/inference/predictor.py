@@ -14,6 +14,9 @@ Two additions over the reference ``BasePredictor``:
 * Cascade-forward refinement (CFR, the ``--cf-n/--acf/--cf-click`` flags MST parses but ignores):
   on the first ``cascade_clicks`` clicks, the forward runs ``cascade_steps + 1`` times, each pass
   fed the previous pass's probabilities as the previous mask.
+
+Inputs whose sides are not multiples of ``net.min_size_multiple`` (if the network has it) are
+zero-padded at the bottom/right and the logits cropped back, so the demo can run without ZoomIn.
 """
 
 from __future__ import annotations
@@ -188,11 +191,7 @@ class NoBRSPredictor:
             input_nd = torch.cat([input_nd, prev.to(input_nd.dtype)], dim=1)
 
         image_nd, clicks_lists, image_changed = self._apply_transforms(input_nd, [clicks])
-        logits = self._forward(image_nd, clicks_lists, image_changed)
-        if tuple(logits.shape[2:]) != tuple(image_nd.shape[2:]):
-            logits = F.interpolate(logits, size=image_nd.shape[2:], mode="bilinear",
-                                   align_corners=True)
-        prediction = logits
+        prediction = self._forward(image_nd, clicks_lists, image_changed)
         for t in reversed(self.transforms):
             prediction = t.inv_transform(prediction)
 
@@ -219,17 +218,30 @@ class NoBRSPredictor:
     def _forward(
         self, image_nd: torch.Tensor, clicks_lists: ClicksLists, image_changed: bool
     ) -> torch.Tensor:
+        """Runs the network; returns logits at the size of ``image_nd``."""
         points = self.get_points_nd(clicks_lists)
-        if not self.caches_embedding:
-            return self.net(image_nd, points)["instances"]
+        # Networks with a patch grid need sides that are multiples of their largest patch:
+        # zero-pad bottom/right (clicks keep their coordinates) and crop the logits back.
+        h, w = (int(s) for s in image_nd.shape[2:])
+        multiple = int(getattr(self.net, "min_size_multiple", 1) or 1)
+        padded = (h + (-h) % multiple, w + (-w) % multiple)
+        if padded != (h, w):
+            image_nd = F.pad(image_nd, (0, padded[1] - w, 0, padded[0] - h))
 
-        rgb = image_nd[:, :3]
-        prev = image_nd[:, 3:] if self.with_prev_mask else None
-        key = (tuple(rgb.shape), str(rgb.device))
-        if image_changed or self._embedding is None or key != self._embedding_key:
-            self._embedding = self.net.encode_image(rgb)
-            self._embedding_key = key
-        return self.net.forward_embedded(self._embedding, prev, points)["instances"]
+        if not self.caches_embedding:
+            logits = self.net(image_nd, points)["instances"]
+        else:
+            rgb = image_nd[:, :3]
+            prev = image_nd[:, 3:] if self.with_prev_mask else None
+            key = (tuple(rgb.shape), str(rgb.device))
+            if image_changed or self._embedding is None or key != self._embedding_key:
+                self._embedding = self.net.encode_image(rgb)
+                self._embedding_key = key
+            logits = self.net.forward_embedded(self._embedding, prev, points)["instances"]
+
+        if tuple(logits.shape[2:]) != padded:
+            logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=True)
+        return logits[:, :, :h, :w]
 
     def get_states(self) -> dict[str, Any]:
         """Snapshot of the transform states and the previous prediction (demo undo)."""
