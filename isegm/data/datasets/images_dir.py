@@ -1,0 +1,80 @@
+"""A generic folder of images and masks (``ImagesDir:<path>`` on the command line).
+
+``<path>/images/<stem>.<ext>`` and, per object, ``<path>/masks/<stem>.png`` or
+``<path>/masks/<stem>_<n>.png``. Masks are trimaps as in GrabCut: ``> 128`` object, ``== 128``
+ignore, else background. Every mask file is one sample, so an image with three masks yields three
+single-object samples. Images without masks and masks without images are skipped with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..base import DatasetError, ISDataset
+from ..io import list_images, read_image, read_mask, require_dir
+from ..sample import DSample
+from .grabcut import decode_trimap
+
+__all__ = ["ImagesDirDataset"]
+
+logger = logging.getLogger(__name__)
+
+_NUMBERED = re.compile(r"^(?P<stem>.+)_(?P<num>\d+)$")
+
+
+class ImagesDirDataset(ISDataset):
+    """One sample per mask file of a generic ``images/`` + ``masks/`` folder.
+
+    Args:
+        dataset_path: the folder.
+        images_dir_name: image sub-folder.
+        masks_dir_name: mask sub-folder.
+        name: dataset name for reports (default: the folder name).
+    """
+
+    def __init__(self, dataset_path: str | Path, images_dir_name: str = "images",
+                 masks_dir_name: str = "masks", name: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        path = Path(dataset_path)
+        self.name = name or path.name or "ImagesDir"
+        self.dataset_path = require_dir(path, self.name)
+        self._images_path = require_dir(self.dataset_path / images_dir_name, self.name)
+        self._masks_path = require_dir(self.dataset_path / masks_dir_name, self.name)
+
+        images = {p.stem: p for p in list_images(self._images_path)}
+        masks: dict[str, list[tuple[int, Path]]] = {stem: [] for stem in images}
+        orphans = []
+        for mask_path in list_images(self._masks_path):
+            stem = mask_path.stem
+            if stem in masks:
+                masks[stem].append((-1, mask_path))
+                continue
+            match = _NUMBERED.match(stem)
+            if match and match["stem"] in masks:
+                masks[match["stem"]].append((int(match["num"]), mask_path))
+            else:
+                orphans.append(mask_path.name)
+        if orphans:
+            logger.warning("%s: %d masks have no image in %s (e.g. %s)", self.name, len(orphans),
+                           self._images_path, orphans[0])
+        unmasked = [stem for stem, m in masks.items() if not m]
+        if unmasked:
+            logger.warning("%s: %d images have no mask in %s (e.g. %s); skipped", self.name,
+                           len(unmasked), self._masks_path, images[unmasked[0]].name)
+
+        self.dataset_samples = [(images[stem], mask_path)
+                                for stem in sorted(masks)
+                                for _, mask_path in sorted(masks[stem])]
+        if not self.dataset_samples:
+            raise DatasetError(f"{self.name}: no image with a mask in {self.dataset_path}")
+
+    def get_sample(self, index: int, rng: np.random.Generator | None = None) -> DSample:
+        image_path, mask_path = self.dataset_samples[index]
+        image = read_image(image_path)
+        label_map, objects_ids, ignore_ids = decode_trimap(read_mask(mask_path))
+        return DSample(image, label_map, objects_ids=objects_ids, ignore_ids=ignore_ids,
+                       sample_id=index, image_name=mask_path.stem)
