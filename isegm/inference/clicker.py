@@ -13,7 +13,9 @@ and it goes to the first row-major pixel holding that maximum.
 ``'random-top50'`` is MST's variant (SPEC Part II §3.4 / §8.1): each map contributes a value drawn
 uniformly from its 50 largest distances (duplicates and zeros included), the sign compares the two
 draws, and the click goes to the first row-major pixel of the chosen map holding the drawn value.
-Unlike MST it draws from an explicit, seedable ``np.random.Generator``.
+Unlike MST it draws from an explicit, seedable ``np.random.Generator``. Like MST, when both
+draws are 0 (an error region smaller than 50 pixels) the click is negative at the first pixel
+of zero FP distance, usually (0, 0); this degenerate click is part of the reference behaviour.
 
 Points layout shared with the networks (``[B, 2N, 3]``): rows ``0..N-1`` are positive clicks,
 rows ``N..2N-1`` negative clicks, each row ``(y, x, click_index)``, in click order, padded with
