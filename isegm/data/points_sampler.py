@@ -145,12 +145,12 @@ class MultiPointSampler:
         else:
             gt_mask, pos_regions, required_neg = self._select_target(sample, rng)
             binary = gt_mask > 0
-            not_target = ~binary
+            not_target = gt_mask == 0  # ignore pixels (-1) get no click of either sign
             if len(sample) <= len(pos_regions):
                 other = not_target
             else:
                 other = ~sample.get_background_mask() & not_target
-            border = self._border_mask(binary)
+            border = self._border_mask(binary) & not_target
             neg_choice = list(zip((not_target, other, border), self.neg_strategies_prob))
 
         pos = self._multi_region_points(pos_regions, [False] * len(pos_regions),

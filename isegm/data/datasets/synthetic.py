@@ -180,11 +180,6 @@ def _rasterise(pts: np.ndarray, height: int, width: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _draw_area(rng: np.random.Generator, scale: str, height: int, width: int) -> float:
-    low, high = scale_area_bounds(scale, height, width)
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-
 def _pick_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
     """A colour far from the mean colour of the canvas ``under`` the object (best of 8)."""
     reference = under.reshape(-1, 3).mean(0) if under.size else np.full(3, 128.0)
@@ -208,43 +203,54 @@ def _paint(rng: np.random.Generator, canvas: np.ndarray, mask: np.ndarray) -> No
 
 
 # ---------------------------------------------------------------------- scenes
-def render_scene(rng: np.random.Generator, height: int, width: int, areas: list[float],
-                 target_area_bounds: tuple[float, float] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Render a scene with objects of about the given ``areas``.
+def _object_mask(rng: np.random.Generator, area: float, bounds: tuple[float, float],
+                 height: int, width: int, inside: bool) -> np.ndarray:
+    """A random shape of about ``area`` pixels whose rasterised area lies in ``bounds``.
 
-    Objects are painted largest first so small ones stay visible. With ``target_area_bounds``
-    one extra target object is painted last, fully inside the image, with an area in
-    ``[low, high)``; it gets id ``len(areas) + 1``.
+    Tiny or clipped shapes rasterise to a different area than asked; up to 8 shapes are tried,
+    then a disc of the geometric-mean area (which always fits and rasterises accurately).
+    """
+    low, high = bounds
+    for attempt in range(8):
+        if attempt:
+            area = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        mask = _rasterise(_place_shape(rng, area, height, width, inside), height, width)
+        if low <= np.count_nonzero(mask) < high:
+            return mask
+    radius = np.sqrt(np.sqrt(low * high) / np.pi)
+    yy, xx = np.ogrid[:height, :width]
+    cy = rng.uniform(radius + 1, height - radius - 1)
+    cx = rng.uniform(radius + 1, width - radius - 1)
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2
+
+
+def render_scene(rng: np.random.Generator, height: int, width: int, scales: list[str],
+                 target_scale: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Render a scene with one object per entry of ``scales``.
+
+    Objects are painted largest first so small ones stay visible (occlusion can still shrink
+    them). With ``target_scale`` one extra target object is painted last, fully inside the
+    image, so its whole area lies in that scale; it gets id ``len(scales) + 1``.
 
     Returns:
-        ``(image, labels)``: uint8 H×W×3 RGB and int32 H×W visible-object ids (0 background;
-        object ``i`` of the area-sorted list has id ``i + 1``).
+        ``(image, labels)``: uint8 H×W×3 RGB and int32 H×W visible-object ids (0 background).
     """
     canvas = _pattern(rng, height, width, rng.uniform(30, 225, 3), for_background=True)
     labels = np.zeros((height, width), np.int32)
-    for obj_id, area in enumerate(sorted(areas, reverse=True), start=1):
-        mask = _rasterise(_place_shape(rng, area, height, width, inside=False), height, width)
+    bounds = [scale_area_bounds(sc, height, width) for sc in scales]
+    areas = [float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) for lo, hi in bounds]
+    order = np.argsort(areas)[::-1]
+    for obj_id, k in enumerate(order.tolist(), start=1):
+        mask = _object_mask(rng, areas[k], bounds[k], height, width, inside=False)
         _paint(rng, canvas, mask)
         labels[mask] = obj_id
 
-    if target_area_bounds is not None:
-        low, high = target_area_bounds
-        target = None
-        for _ in range(8):
-            area = float(np.exp(rng.uniform(np.log(low), np.log(high))))
-            mask = _rasterise(_place_shape(rng, area, height, width, inside=True), height, width)
-            if low <= mask.sum() < high:
-                target = mask
-                break
-        if target is None:  # a disc of the mid area always fits and rasterises accurately
-            radius = np.sqrt(np.sqrt(low * high) / np.pi)
-            yy, xx = np.ogrid[:height, :width]
-            cy = rng.uniform(radius + 1, height - radius - 1)
-            cx = rng.uniform(radius + 1, width - radius - 1)
-            target = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2
+    if target_scale is not None:
+        low, high = scale_area_bounds(target_scale, height, width)
+        area = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+        target = _object_mask(rng, area, (low, high), height, width, inside=True)
         _paint(rng, canvas, target)
-        labels[target] = len(areas) + 1
+        labels[target] = len(scales) + 1
 
     canvas += rng.standard_normal(canvas.shape, dtype=np.float32) * np.float32(rng.uniform(1, 6))
     image = np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
@@ -260,12 +266,10 @@ def _check_scale(scale: str, allowed: tuple[str, ...]) -> str:
     return scale
 
 
-def _distractor_areas(rng: np.random.Generator, count: int, scale: str, height: int,
-                      width: int) -> list[float]:
+def _object_scales(rng: np.random.Generator, count: int, scale: str) -> list[str]:
     if scale == "all":
-        scales = rng.choice(len(SCALES), size=count, p=_ALL_SCALE_PROBS)
-        return [_draw_area(rng, SCALES[int(s)], height, width) for s in scales]
-    return [_draw_area(rng, scale, height, width) for _ in range(count)]
+        return [SCALES[int(i)] for i in rng.choice(len(SCALES), size=count, p=_ALL_SCALE_PROBS)]
+    return [scale] * count
 
 
 class SyntheticMultiScaleDataset(ISDataset):
@@ -297,8 +301,8 @@ class SyntheticMultiScaleDataset(ISDataset):
         scene_rng = np.random.default_rng([self.seed, _TRAIN_STREAM, int(index)])
         height, width = self.image_size
         count = int(scene_rng.integers(self.objects_per_image[0], self.objects_per_image[1] + 1))
-        areas = _distractor_areas(scene_rng, count, self.scale, height, width)
-        image, labels = render_scene(scene_rng, height, width, areas)
+        scales = _object_scales(scene_rng, count, self.scale)
+        image, labels = render_scene(scene_rng, height, width, scales)
         visible = labels_with_sizes(labels)[0].tolist()
         return DSample(image, labels, objects_ids=visible, sample_id=index,
                        image_name=f"synthetic-train-{index:06d}")
@@ -336,9 +340,8 @@ class SyntheticEvalDataset(ISDataset):
         height, width = self.image_size
         scale = self.target_scale(index)
         count = int(scene_rng.integers(self.objects_per_image[0], self.objects_per_image[1] + 1))
-        areas = _distractor_areas(scene_rng, count - 1, "all", height, width)
-        image, labels = render_scene(scene_rng, height, width, areas,
-                                     target_area_bounds=scale_area_bounds(scale, height, width))
+        distractors = _object_scales(scene_rng, count - 1, "all")
+        image, labels = render_scene(scene_rng, height, width, distractors, target_scale=scale)
         mask = (labels == count).astype(np.int32)
         return DSample(image, mask, objects_ids=[1], sample_id=index,
                        image_name=f"synthetic-{scale}-{index:05d}")
