@@ -1,13 +1,8 @@
-"""Fixtures for the data tests: an isolated cache folder and tiny image writers."""
+"""Fixtures for the data tests: an isolated cache folder and a seeded generator."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import cv2
 import numpy as np
 import pytest
-
-GRABCUT_PATH = Path("/work/shared/datasets/GrabCut")
 
 
 @pytest.fixture(autouse=True)
@@ -16,23 +11,6 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.mktemp("isegm_cache")
     monkeypatch.setenv("ISEGM_CACHE_DIR", str(cache))
     return cache
-
-
-def write_rgb(path: Path, image: np.ndarray) -> Path:
-    """Write an RGB uint8 image (any OpenCV extension)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return path
-
-
-def write_gray(path: Path, mask: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), mask.astype(np.uint8))
-    return path
-
-
-def random_image(rng: np.random.Generator, height: int = 40, width: int = 50) -> np.ndarray:
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,10 @@ def annotation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray
         rle = mask_utils.frPyObjects(segmentation, height, width)
     else:
         rle = segmentation
-    return mask_utils.decode(rle).astype(bool)
+    with warnings.catch_warnings():
+        # pycocotools' decode trips a NumPy 2 ``__array__(copy=...)`` deprecation warning.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
 
 
 class LvisDataset(ISDataset):
