@@ -1,0 +1,255 @@
+"""Command line and process launching shared by ``train.py`` and ``dis_train.py``.
+
+One ``main`` serves every setting (detectron2's ``launch`` pattern):
+
+* ``train.py``: one process (CPU or one GPU);
+* ``dis_train.py`` without torchrun: spawns one process per GPU of ``--gpus`` (or ``--nproc``
+  CPU processes with gloo), rendezvous on localhost:``--dport``;
+* ``dis_train.py`` under ``torchrun`` (multi-node): every process reads ``RANK`` /
+  ``WORLD_SIZE`` / ``LOCAL_RANK`` and joins the group.
+
+An experiment script (``models/*.py``) provides ``MODEL_NAME``, ``init_model(cfg)``,
+``get_datasets(cfg) -> (trainset, valset)`` and ``get_train_config(cfg) -> (TrainConfig,
+LossConfig)``; ``cfg`` holds the command-line arguments, the ``config.yml`` paths and the
+run context (``device``, ``rank``, ``world_size``, ``exp_dir``).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Optional, Sequence
+
+import torch
+
+from isegm.data.base import DatasetError
+from isegm.model.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from isegm.utils import distributed as dist_utils
+from isegm.utils.config import ConfigError, load_config
+from isegm.utils.exp import (ExperimentError, create_experiment_dir, find_experiment_dir,
+                             find_resume_checkpoint, setup_logging, write_run_config)
+
+from .trainer import NonFiniteLossError, Trainer
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+_USER_ERRORS = (DatasetError, CheckpointError, ConfigError, ExperimentError, NonFiniteLossError,
+                FileNotFoundError)
+
+
+class UsageError(ValueError):
+    """A bad flag or an impossible request (e.g. GPUs on a machine without CUDA)."""
+
+
+def build_parser(distributed: bool) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="Train an interactive segmentation model from an experiment script.",
+        allow_abbrev=True)
+    p.add_argument("model_path", type=str, help="experiment script, e.g. models/mst_tiny_synthetic.py")
+    p.add_argument("--model_base_name", "--model-base-name", dest="model_base_name", default=None,
+                   help="experiment family folder (default: the script's MODEL_NAME)")
+    p.add_argument("--exp-name", default="", help="suffix of the numbered experiment folder")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
+    p.add_argument("--batch-size", type=int, default=-1, help="global batch size (default: the script's)")
+    p.add_argument("--epochs", type=int, default=-1, help="number of epochs (default: the script's)")
+    p.add_argument("--gpus", "--gpu", dest="gpus", type=str, default=None,
+                   help="GPU ids, e.g. 0,1,2 (default: GPU 0 if CUDA is available, else the CPU)")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU")
+    p.add_argument("--nproc", type=int, default=1 if not distributed else 2,
+                   help="CPU processes for dis_train.py --cpu (gloo)")
+    p.add_argument("--dport", type=int, default=29500, help="rendezvous port (single node)")
+    p.add_argument("--resume-exp", default=None, help="experiment folder (or its NNN prefix) to resume")
+    p.add_argument("--resume-prefix", default="last", help="checkpoint name prefix to resume from")
+    p.add_argument("--start-epoch", type=int, default=None,
+                   help="ignored: the epoch and step are restored from the resumed checkpoint")
+    p.add_argument("--weights", default=None, help="initialise the model from this checkpoint (weights only)")
+    p.add_argument("--img_size", "--img-size", dest="img_size", type=int, default=None,
+                   help="training crop size (default: the script's)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (fp16 + scaler on CUDA, bf16 on CPU)")
+    p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default=None)
+    p.add_argument("--layerwise-decay", action="store_true", help="layer-wise lr decay 0.75")
+    p.add_argument("--upsample", choices=("x1", "x2", "x4"), default="x1")
+    p.add_argument("--random-split", action="store_true",
+                   help="plain ViT: global attention in every block instead of windows")
+    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="shorten epochs (debugging)")
+    p.add_argument("--save-last-every", type=int, default=None, help="also write last.pth every N steps")
+    p.add_argument("--debug", action="store_true", help="one short epoch, no workers")
+    p.add_argument("--config-path", default=None, help="config.yml with dataset/weight paths")
+    p.add_argument("--exps-path", default=None, help="override EXPS_PATH of the config")
+    # accepted for command-line compatibility with the reference (no effect)
+    p.add_argument("--temp-model-path", default="", help=argparse.SUPPRESS)
+    p.add_argument("--init_method", default="env://", help=argparse.SUPPRESS)
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
+    return p
+
+
+def load_script(path: str) -> ModuleType:
+    script = Path(path)
+    if not script.is_file():
+        raise UsageError(f"experiment script not found: {script}")
+    spec = importlib.util.spec_from_file_location(f"isegm_exp_{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(module)
+    for name in ("init_model", "get_datasets", "get_train_config"):
+        if not hasattr(module, name):
+            raise UsageError(f"{script}: an experiment script must define {name}(cfg)")
+    return module
+
+
+def _devices(args: argparse.Namespace, distributed: bool) -> tuple[str, list[int]]:
+    """('cpu', []) or ('cuda', gpu ids)."""
+    if args.cpu:
+        return "cpu", []
+    if args.gpus is None:
+        return ("cuda", [0]) if torch.cuda.is_available() and not distributed else \
+            (("cuda", list(range(torch.cuda.device_count()))) if torch.cuda.is_available() else ("cpu", []))
+    ids = [int(g) for g in args.gpus.split(",") if g.strip() != ""]
+    if not torch.cuda.is_available():
+        raise UsageError(f"--gpus {args.gpus} requested but CUDA is not available on this machine; "
+                         f"use --cpu")
+    if max(ids) >= torch.cuda.device_count():
+        raise UsageError(f"--gpus {args.gpus}: only {torch.cuda.device_count()} GPU(s) visible")
+    return "cuda", ids
+
+
+def _make_cfg(args: argparse.Namespace, script: ModuleType) -> SimpleNamespace:
+    config = load_config(args.config_path)
+    cfg = SimpleNamespace(**config)
+    for k, v in vars(args).items():
+        setattr(cfg, k, v)
+    if args.exps_path:
+        cfg.EXPS_PATH = str(Path(args.exps_path).resolve())
+    cfg.model_base_name = args.model_base_name or getattr(script, "MODEL_NAME", Path(args.model_path).stem)
+    if args.debug:
+        cfg.workers = 0
+        cfg.epochs = 1
+        cfg.max_steps_per_epoch = cfg.max_steps_per_epoch or 5
+    return cfg
+
+
+def _prepare_experiment(args, cfg) -> tuple[Path, Optional[Path]]:
+    exps = Path(cfg.EXPS_PATH)
+    if args.resume_exp:
+        exp_dir = find_experiment_dir(exps, cfg.model_base_name, args.resume_exp)
+        return exp_dir, find_resume_checkpoint(exp_dir, args.resume_prefix)
+    exp_dir = create_experiment_dir(exps, cfg.model_base_name, args.exp_name or "run", Path(args.model_path))
+    return exp_dir, None
+
+
+def _train_config(cfg, script):
+    train_cfg, loss_cfg = script.get_train_config(cfg)
+    over = {}
+    if cfg.batch_size > 0:
+        over["batch_size"] = cfg.batch_size
+    if cfg.epochs > 0:
+        over["epochs"] = cfg.epochs
+    if cfg.amp:
+        over["amp"] = cfg.amp_dtype or ("fp16" if cfg.device.type == "cuda" else "bf16")
+    if cfg.layerwise_decay:
+        over["layer_decay"] = 0.75
+    for key, attr in (("grad_clip", "grad_clip"), ("max_steps_per_epoch", "max_steps_per_epoch"),
+                      ("save_last_every_steps", "save_last_every")):
+        if getattr(cfg, attr) is not None:
+            over[key] = getattr(cfg, attr)
+    over["workers"] = cfg.workers
+    over["seed"] = cfg.seed
+    return dataclasses.replace(train_cfg, **over), loss_cfg
+
+
+def run_worker(rank: int, world_size: int, args: argparse.Namespace, exp_dir: Path,
+               resume: Optional[Path], device_type: str, gpu_ids: Sequence[int]) -> None:
+    """Body of every training process."""
+    if device_type == "cuda":
+        local = gpu_ids[rank % len(gpu_ids)] if gpu_ids else rank
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    dist_utils.init_distributed(rank, world_size, "nccl" if device_type == "cuda" else "gloo")
+    try:
+        setup_logging(exp_dir / "logs", rank)
+        script = load_script(args.model_path)
+        cfg = _make_cfg(args, script)
+        cfg.device, cfg.rank, cfg.world_size, cfg.exp_dir = device, rank, world_size, exp_dir
+        model = script.init_model(cfg)
+        if args.weights and resume is None:
+            sd = read_checkpoint(args.weights)
+            sd = sd.get("model") or sd.get("state_dict")
+            if sd is None:
+                raise CheckpointError(f"{args.weights}: no model weights in this file")
+            load_state_dict_strict(model, sd, args.weights)
+        trainset, valset = script.get_datasets(cfg)
+        train_cfg, loss_cfg = _train_config(cfg, script)
+        if rank == 0:
+            write_run_config(exp_dir, vars(args), {"train_cfg": dataclasses.asdict(train_cfg),
+                                                   "loss_cfg": dataclasses.asdict(loss_cfg),
+                                                   "model": model.cfg.to_dict(),
+                                                   "world_size": world_size, "device": str(device)})
+            logger.info("experiment folder: %s", exp_dir)
+        Trainer(model, train_cfg, loss_cfg, trainset, valset, exp_dir, device, resume=resume).run()
+    finally:
+        dist_utils.cleanup()
+
+
+def _spawn_entry(rank, world_size, args, exp_dir, resume, device_type, gpu_ids):
+    try:
+        run_worker(rank, world_size, args, exp_dir, resume, device_type, gpu_ids)
+    except _USER_ERRORS + (UsageError,) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: Optional[Sequence[str]] = None, distributed: bool = False) -> int:
+    """Entry point of ``train.py`` (``distributed=False``) and ``dis_train.py``."""
+    args = build_parser(distributed).parse_args(argv)
+    try:
+        script = load_script(args.model_path)
+        device_type, gpu_ids = _devices(args, distributed)
+        env = dist_utils.torchrun_env()
+        cfg = _make_cfg(args, script)
+        cfg.device = torch.device(device_type)
+        script.get_datasets(cfg)  # fail at start on a missing dataset or annotation file
+        if env is not None:  # torchrun, possibly multi-node
+            rank, world, local = env
+            exp_dir, resume = _shared_experiment(args, cfg, rank, world, device_type)
+            run_worker(rank, world, args, exp_dir, resume, device_type,
+                       [local] if device_type == "cuda" else [])
+            return 0
+        setup_logging(None, 0)
+        exp_dir, resume = _prepare_experiment(args, cfg)
+        world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1
+        if world == 1:
+            run_worker(0, 1, args, exp_dir, resume, device_type, gpu_ids)
+            return 0
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ["MASTER_PORT"] = str(args.dport)
+        torch.multiprocessing.spawn(_spawn_entry, nprocs=world,
+                                    args=(world, args, exp_dir, resume, device_type, gpu_ids))
+        return 0
+    except _USER_ERRORS + (UsageError,) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _shared_experiment(args, cfg, rank: int, world: int, device_type: str):
+    """Under torchrun, rank 0 creates (or finds) the experiment folder and tells the others."""
+    import torch.distributed as dist
+
+    backend = "nccl" if device_type == "cuda" else "gloo"
+    dist.init_process_group(backend)  # stays up for run_worker
+    payload = [None]
+    if rank == 0:
+        setup_logging(None, 0)
+        payload = [_prepare_experiment(args, cfg)]
+    if world > 1:
+        dist.broadcast_object_list(payload, src=0)
+    return payload[0]

@@ -1,0 +1,425 @@
+"""Iterative interactive-segmentation training (RITM / SimpleClick / MST recipe, SPEC §5, §7).
+
+Per step: draw 0..``max_num_next_clicks`` extra clicks; simulate them one after the other with
+the model in eval mode, each from the current errors (the same click rule as evaluation,
+:func:`isegm.inference.clicker.next_clicks_batch`) and with the previous prediction fed back as
+the previous-mask channel; then one forward pass with gradient.
+
+What a week of GPU time needs on top of the reference trainer: exact resume (model, optimizer,
+scaler, epoch and position inside the epoch; every random draw is derived from
+``(seed, epoch, step, rank)``, so no RNG state has to be stored), atomic checkpoints
+(``last.pth`` every epoch and every ``save_last_every_steps``, ``NNN.pth`` every
+``checkpoint_interval`` epochs, ``best.pth`` on validation IoU), AMP (fp16 with a scaler, or
+bf16), optional gradient clipping, and a non-finite loss guard.
+"""
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from isegm.inference.clicker import next_clicks_batch
+from isegm.model.checkpoint import save_checkpoint
+from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss
+from isegm.utils import distributed as dist_utils
+
+from .optim import build_optimizer
+
+__all__ = ["TrainConfig", "LossConfig", "Trainer", "ResumableSampler", "NonFiniteLossError"]
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many consecutive steps had a non-finite loss."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping of a training run (defaults: the MST 448 recipe)."""
+
+    epochs: int = 100
+    batch_size: int = 32  # global, split over processes
+    lr: float = 5e-6
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    layer_decay: Optional[float] = None
+    milestones: tuple[int, ...] = (60, 80)
+    lr_gamma: float = 0.1
+    max_num_next_clicks: int = 3
+    click_reset_prob: float = 0.01
+    amp: str = "off"  # off | fp16 | bf16
+    grad_clip: Optional[float] = None
+    checkpoint_interval: int = 2
+    save_last_every_steps: int = 0
+    image_dump_interval: int = 300
+    tb_dump_period: int = 25
+    workers: int = 2
+    seed: int = 0
+    max_nonfinite_steps: int = 20
+    max_steps_per_epoch: Optional[int] = None
+    validate_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.amp not in ("off", "fp16", "bf16"):
+            raise ValueError(f"amp must be off, fp16 or bf16, got {self.amp!r}")
+
+
+@dataclass
+class LossConfig:
+    """Loss weights; the token (contrastive) and score losses read ``outputs['tokens']``."""
+
+    instance_weight: float = 1.0
+    token_weight: float = 0.0
+    score_weight: float = 0.0
+    score_mode: str = "focal"
+    token_reference_quirks: bool = False
+    focal_alpha: float = 0.5
+    focal_gamma: float = 2.0
+    patches: dict = field(default_factory=lambda: {"s": 8, "l": 32})
+
+
+class ResumableSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)`` for this process: a seeded permutation per epoch, split
+    round-robin over ``world_size`` processes (so one global batch of a multi-process run is the
+    same samples as the same-size batch of a single-process run), truncated to whole batches, and
+    able to start at a batch inside the epoch (resume)."""
+
+    def __init__(self, size: int, batch_size: int, world_size: int = 1, rank: int = 0,
+                 shuffle: bool = True, seed: int = 0) -> None:
+        self.size, self.batch_size = size, batch_size
+        self.world_size, self.rank, self.shuffle, self.seed = world_size, rank, shuffle, seed
+        self.epoch, self.start_batch = 0, 0
+
+    def batches_per_epoch(self) -> int:
+        return self.size // (self.batch_size * self.world_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = int(epoch), int(start_batch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        else:
+            order = np.arange(self.size)
+        n = self.batches_per_epoch() * self.batch_size * self.world_size
+        mine = order[:n][self.rank::self.world_size]
+        for i in mine[self.start_batch * self.batch_size:]:
+            yield self.epoch, int(i)
+
+    def __len__(self) -> int:
+        return (self.batches_per_epoch() - self.start_batch) * self.batch_size
+
+
+def add_click_slots(points: torch.Tensor, extra: int) -> torch.Tensor:
+    """Append ``extra`` empty rows to the positive and to the negative half of ``points
+    [B, 2N, 3]`` so that the simulated clicks never overwrite the sampled ones."""
+    if extra <= 0:
+        return points
+    B, n2, _ = points.shape
+    pad = points.new_full((B, extra, 3), -1)
+    return torch.cat([points[:, : n2 // 2], pad, points[:, n2 // 2:], pad], dim=1)
+
+
+def _step_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+class Trainer:
+    """Runs training for an :class:`~isegm.model.is_model.ISModel`.
+
+    Args:
+        model: the model (moved to ``device``; wrapped in DDP when ``world_size > 1``).
+        train_cfg, loss_cfg: see :class:`TrainConfig`, :class:`LossConfig`.
+        trainset, valset: :class:`~isegm.data.base.ISDataset` instances (valset optional).
+        exp_dir: experiment folder (``checkpoints/``, ``vis/``, ``tb/``).
+        device: compute device of this process.
+        resume: a checkpoint written by this trainer to continue from.
+    """
+
+    def __init__(self, model: nn.Module, train_cfg: TrainConfig, loss_cfg: LossConfig, trainset,
+                 valset, exp_dir: Path, device: torch.device, resume: Optional[Path] = None) -> None:
+        self.cfg, self.loss_cfg = train_cfg, loss_cfg
+        self.device = torch.device(device)
+        self.rank, self.world = dist_utils.get_rank(), dist_utils.get_world_size()
+        self.exp_dir = Path(exp_dir)
+        if train_cfg.batch_size % self.world:
+            raise ValueError(f"--batch-size {train_cfg.batch_size} is not divisible by the "
+                             f"number of processes ({self.world})")
+        self.local_batch = train_cfg.batch_size // self.world
+        self.model = model.to(self.device)
+        self.net: nn.Module = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
+        self.optimizer = build_optimizer(self.model, train_cfg.lr, train_cfg.weight_decay,
+                                         train_cfg.betas, layer_decay=train_cfg.layer_decay)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=train_cfg.amp == "fp16",
+                                           growth_interval=20)
+        self.instance_loss = NormalizedFocalLossSigmoid(loss_cfg.focal_alpha, loss_cfg.focal_gamma)
+        self.token_loss = TokenContrastiveLoss(loss_cfg.patches, loss_cfg.token_reference_quirks)
+        self.score_loss = ScoreLoss(loss_cfg.score_mode, patches=loss_cfg.patches)
+        self.trainset, self.valset = trainset, valset
+        self.sampler = ResumableSampler(len(trainset), self.local_batch, self.world, self.rank,
+                                        shuffle=True, seed=train_cfg.seed)
+        if self.sampler.batches_per_epoch() == 0:
+            raise ValueError(f"the training set has {len(trainset)} items, fewer than one global "
+                             f"batch of {train_cfg.batch_size}")
+        self.loader = self._loader(trainset, self.sampler)
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.best_metric = -math.inf
+        self.nonfinite_streak = 0
+        self.writer = None
+        if resume is not None:
+            self._load_state(resume)
+
+    # ------------------------------------------------------------------ setup
+    def _loader(self, dataset, sampler) -> torch.utils.data.DataLoader:
+        workers = self.cfg.workers
+        return torch.utils.data.DataLoader(
+            dataset, batch_size=self.local_batch, sampler=sampler, num_workers=workers,
+            pin_memory=self.device.type == "cuda", drop_last=True,
+            persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+    def _load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        self.best_metric = float(state.get("best_metric", -math.inf))
+        if self.step_in_epoch >= self.sampler.batches_per_epoch():
+            self.epoch, self.step_in_epoch = self.epoch + 1, 0
+        logger.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
+
+    def _state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                "global_step": self.global_step, "best_metric": self.best_metric,
+                "train_cfg": _plain(dataclasses.asdict(self.cfg)),
+                "loss_cfg": _plain(dataclasses.asdict(self.loss_cfg))}
+
+    def save(self, name: str) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.exp_dir / "checkpoints" / f"{name}.pth", self.model, **self._state())
+
+    def _set_lr(self, epoch: int) -> float:
+        factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), epoch)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * factor
+        return self.cfg.lr * factor
+
+    def _autocast(self):
+        if self.cfg.amp == "off":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.float16 if self.cfg.amp == "fp16" else torch.bfloat16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    # ------------------------------------------------------------------ one step
+    def batch_forward(self, batch: dict, rng: np.random.Generator, train: bool) -> tuple[torch.Tensor, dict, dict]:
+        images = batch["images"].to(self.device, non_blocking=True)
+        gt = batch["instances"].to(self.device, non_blocking=True)
+        points = add_click_slots(batch["points"].to(self.device, non_blocking=True),
+                                 self.cfg.max_num_next_clicks)
+        prev = torch.zeros_like(gt)
+        num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
+        reset = rng.random() < self.cfg.click_reset_prob
+        with torch.no_grad():
+            if reset:  # start over from a single click in the object
+                points = next_clicks_batch(prev, gt, torch.full_like(points, -1), click_indx=1)
+            else:
+                was_training = self.model.training
+                self.model.eval()
+                for c in range(num_iters):
+                    with self._autocast():
+                        logits = self.model(torch.cat([images, prev], 1), points)["instances"]
+                    prev = torch.sigmoid(logits.float())
+                    points = next_clicks_batch(prev, gt, points, click_indx=c + 1)
+                self.model.train(was_training)
+        with torch.set_grad_enabled(train), self._autocast():
+            out = self.net(torch.cat([images, prev], 1), points)
+        losses = self.compute_losses(out, gt)
+        with torch.no_grad():
+            pred = out["instances"].detach().float() > 0
+            inter = (pred & (gt > 0.5)).flatten(1).sum(1).float()
+            union = (pred | (gt > 0.5)).flatten(1).sum(1).float()
+            iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        return losses["overall"], {k: v.detach() for k, v in losses.items()} | {"iou": iou.mean()}, \
+            {"images": images, "points": points, "gt": gt, "pred": torch.sigmoid(out["instances"].detach().float())}
+
+    def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+        lc = self.loss_cfg
+        tokens = [{k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
+                  for rec in out.get("tokens", [])]
+        losses = {"instance": self.instance_loss(out["instances"].float(), gt).mean()}
+        if lc.token_weight > 0:
+            losses["token"] = self.token_loss(tokens, gt)
+        if lc.score_weight > 0:
+            losses["score"] = self.score_loss(tokens, gt)
+        overall = lc.instance_weight * losses["instance"]
+        overall = overall + lc.token_weight * losses.get("token", 0) + lc.score_weight * losses.get("score", 0)
+        losses["overall"] = overall
+        return losses
+
+    def train_step(self, batch: dict) -> Optional[dict]:
+        """One optimisation step; returns the (process-averaged) scalars, or None if skipped."""
+        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step_in_epoch])
+        torch.manual_seed(_step_seed(self.cfg.seed, self.epoch, self.step_in_epoch, self.rank))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss, scalars, vis = self.batch_forward(batch, rng, train=True)
+        finite = dist_utils.all_reduce_min(torch.isfinite(loss).float().detach())
+        if finite.item() < 1:
+            self.nonfinite_streak += 1
+            logger.warning("non-finite loss at epoch %d step %d: step skipped (%d in a row)",
+                           self.epoch, self.step_in_epoch, self.nonfinite_streak)
+            if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
+                raise NonFiniteLossError(f"stopping: {self.nonfinite_streak} consecutive steps "
+                                         f"with a non-finite loss")
+            return None
+        self.nonfinite_streak = 0
+        self.scaler.scale(loss).backward()
+        if self.cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        scalars = {k: dist_utils.all_reduce_mean(v.float()) for k, v in scalars.items()}
+        if self.rank == 0 and self.cfg.image_dump_interval and \
+                self.global_step % self.cfg.image_dump_interval == 0:
+            self._dump_images(vis)
+        return scalars
+
+    # ------------------------------------------------------------------ loops
+    def run(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self.rank == 0:
+            self.writer = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self.global_step)
+        try:
+            while self.epoch < self.cfg.epochs:
+                self.train_epoch()
+                if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
+                    metric = self.validate()
+                    if metric > self.best_metric:
+                        self.best_metric = metric
+                        self._finish_epoch_checkpoint(best=True)
+                    else:
+                        self._finish_epoch_checkpoint(best=False)
+                else:
+                    self._finish_epoch_checkpoint(best=False)
+                self.epoch += 1
+                self.step_in_epoch = 0
+                self.save("last")  # start of the next epoch
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+
+    def _finish_epoch_checkpoint(self, best: bool) -> None:
+        self.step_in_epoch = self.sampler.batches_per_epoch()
+        if best:
+            self.save("best")
+        if self.cfg.checkpoint_interval and (self.epoch + 1) % self.cfg.checkpoint_interval == 0:
+            self.save(f"{self.epoch + 1:03d}")
+
+    def train_epoch(self) -> None:
+        from tqdm import tqdm
+
+        lr = self._set_lr(self.epoch)
+        self.model.train()
+        self.trainset.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, self.step_in_epoch)
+        total = self.sampler.batches_per_epoch()
+        if self.cfg.max_steps_per_epoch:
+            total = min(total, self.cfg.max_steps_per_epoch)
+        bar = tqdm(total=total, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
+                   disable=self.rank != 0, dynamic_ncols=True, leave=False)
+        t0, seen, ema_iou = time.perf_counter(), 0, None
+        tb_acc: dict[str, list[float]] = {}
+        for batch in self.loader:
+            if self.step_in_epoch >= total:
+                break
+            scalars = self.train_step(batch)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            seen += self.cfg.batch_size
+            if scalars is not None and self.rank == 0:
+                vals = {k: float(v) for k, v in scalars.items()}
+                ema_iou = vals["iou"] if ema_iou is None else 0.9 * ema_iou + 0.1 * vals["iou"]
+                for k, v in vals.items():
+                    tb_acc.setdefault(k, []).append(v)
+                if self.global_step % self.cfg.tb_dump_period == 0:
+                    for k, v in tb_acc.items():
+                        self.writer.add_scalar(f"TrainLosses/{k}" if k != "iou" else "TrainMetrics/IoU",
+                                               float(np.mean(v)), self.global_step)
+                    self.writer.add_scalar("TrainStates/learning_rate", lr, self.global_step)
+                    tb_acc.clear()
+                rate = seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{vals['overall']:.4f}", iou=f"{ema_iou:.3f}", sps=f"{rate:.1f}")
+            bar.update(1)
+            if self.cfg.save_last_every_steps and self.step_in_epoch % self.cfg.save_last_every_steps == 0 \
+                    and self.step_in_epoch < total:
+                self.save("last")
+        bar.close()
+        if self.rank == 0:
+            logger.info("epoch %d done: %d steps, %.1f samples/s", self.epoch, self.step_in_epoch,
+                        seen / max(time.perf_counter() - t0, 1e-9))
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean IoU of the final prediction on the validation set (same click simulation,
+        seeds independent of the epoch so that epochs are comparable)."""
+        self.model.eval()
+        self.valset.set_epoch(0)
+        sampler = ResumableSampler(len(self.valset), self.local_batch, self.world, self.rank,
+                                   shuffle=False)
+        loader = self._loader(self.valset, sampler) if len(sampler) else []
+        ious, losses = [], []
+        for step, batch in enumerate(loader):
+            rng = np.random.default_rng([self.cfg.seed, 0x7A1, step])
+            loss, scalars, _ = self.batch_forward(batch, rng, train=False)
+            ious.append(scalars["iou"])
+            losses.append(loss.detach().float())
+        self.model.train()
+        if not ious:
+            return -math.inf
+        iou = float(dist_utils.all_reduce_mean(torch.stack(ious).mean()))
+        loss = float(dist_utils.all_reduce_mean(torch.stack(losses).mean()))
+        if self.rank == 0:
+            logger.info("validation after epoch %d: IoU %.4f, loss %.4f", self.epoch, iou, loss)
+            self.writer.add_scalar("ValMetrics/IoU", iou, self.global_step)
+            self.writer.add_scalar("ValLosses/overall", loss, self.global_step)
+        return iou
+
+    def _dump_images(self, vis: dict) -> None:
+        from isegm.utils.vis import draw_training_sample
+
+        canvas = draw_training_sample(vis["images"][0], vis["points"][0], vis["gt"][0], vis["pred"][0])
+        out = self.exp_dir / "vis" / "train"
+        out.mkdir(parents=True, exist_ok=True)
+        import cv2
+
+        cv2.imwrite(str(out / f"{self.global_step:06d}_instance_segmentation.jpg"),
+                    cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if self.writer is not None:
+            self.writer.add_image("TrainSamples", canvas, self.global_step, dataformats="HWC")
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
