@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
+from isegm.data.base import DatasetError
 from isegm.data.datasets.coco_lvis import CocoLvisDataset
 from isegm.data.points_sampler import MultiPointSampler
 from isegm.data.transforms import train_augmentator, val_augmentator
@@ -13,7 +14,7 @@ from isegm.model.checkpoint import CheckpointError, load_mae_weights, load_simpl
 from isegm.model.is_model import ISModel
 
 __all__ = ["reference_points_sampler", "cocolvis_datasets", "init_from_pretrained", "RECIPE_448",
-           "RECIPE_224"]
+           "RECIPE_224", "Recipe"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ def cocolvis_datasets(cfg: Any, crop: int, recipe: dict, epoch_len: int = -1,
     ``keep_background_prob=0.05``, ``stuff_prob=0.30``)."""
     root = getattr(cfg, "LVIS_v1_PATH", None)
     sampler = reference_points_sampler(max_points)
+    if not root or not Path(root).is_dir():
+        raise DatasetError(f"COCO+LVIS not found at {root} (config key LVIS_v1_PATH in config.yml)")
     train = CocoLvisDataset(root, split="train", stuff_prob=0.30, augmentator=train_augmentator(crop, **recipe),
                             points_sampler=sampler, min_object_area=1000, keep_background_prob=0.05,
                             epoch_len=epoch_len, seed=cfg.seed)
@@ -55,3 +58,60 @@ def init_from_pretrained(model: ISModel, cfg: Any, key: str, kind: str) -> ISMod
                               f"{path} (set it in config.yml or pass --weights)")
     (load_mae_weights if kind == "mae" else load_simpleclick_init)(model, path)
     return model
+
+
+class Recipe:
+    """The three hooks of an experiment script for one published recipe.
+
+    Args:
+        arch: registry name of the architecture.
+        img_size: default crop size (``--img_size`` overrides).
+        init: ``(config key, kind)`` of the pretrained weights, kind ``mae`` or ``simpleclick``;
+            None trains from scratch.
+        augment: ``RECIPE_448`` or ``RECIPE_224``.
+        epoch_len: training items per epoch (-1: the whole split).
+        train / loss: :class:`TrainConfig` / :class:`LossConfig` of the recipe.
+        datasets: optional override ``(cfg, crop) -> (train, val)``.
+    """
+
+    def __init__(self, arch: str, img_size: int, init: Optional[tuple[str, str]], augment: dict,
+                 epoch_len: int, train, loss, datasets=None, **model_overrides) -> None:
+        self.arch, self.img_size, self.init, self.augment = arch, img_size, init, augment
+        self.epoch_len, self.train, self.loss = epoch_len, train, loss
+        self.datasets, self.model_overrides = datasets, model_overrides
+
+    def init_model(self, cfg: Any) -> ISModel:
+        from isegm.model import build_model
+
+        model = build_model(self.arch, img_size=cfg.img_size or self.img_size,
+                            upsample=getattr(cfg, "upsample", "x1"), **self.model_overrides)
+        if getattr(cfg, "random_split", False) and model.cfg.arch == "plainvit":
+            model.cfg.window_attention = False
+        return init_from_pretrained(model, cfg, *self.init) if self.init else model
+
+    def get_datasets(self, cfg: Any):
+        crop = cfg.img_size or self.img_size
+        if self.datasets is not None:
+            return self.datasets(cfg, crop)
+        return cocolvis_datasets(cfg, crop, self.augment, epoch_len=self.epoch_len)
+
+    def get_train_config(self, cfg: Any):
+        return self.train, self.loss
+
+    def hooks(self):
+        """``init_model, get_datasets, get_train_config`` for the script's namespace."""
+        return self.init_model, self.get_datasets, self.get_train_config
+
+
+def synthetic_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 64):
+    """Procedural multi-scale scenes (no download) for the built-in default model."""
+    from isegm.data.datasets.synthetic import SyntheticMultiScaleDataset
+
+    sampler = MultiPointSampler(12, prob_gamma=0.8)
+    common = dict(image_size=crop, points_sampler=sampler, min_object_area=8)
+    train = SyntheticMultiScaleDataset(num_samples=num_train, seed=cfg.seed,
+                                       augmentator=train_augmentator(crop, scale_range=(0.8, 1.25)),
+                                       **common)
+    val = SyntheticMultiScaleDataset(num_samples=num_val, seed=cfg.seed + 1000,
+                                     augmentator=val_augmentator(crop), **common)
+    return train, val
