@@ -79,6 +79,8 @@ class ISDataset(torch.utils.data.Dataset):
         self.keep_background_prob = float(keep_background_prob)
         self.with_image_info = bool(with_image_info)
         self.epoch_len = int(epoch_len)
+        if int(seed) < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
         self.epoch = 0
         self.dataset_samples: list[Any] = []

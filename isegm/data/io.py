@@ -56,9 +56,11 @@ def read_mask(path: str | Path) -> np.ndarray:
     return mask
 
 
-def require_dir(path: str | Path, dataset: str) -> Path:
+def require_dir(path: str | Path | None, dataset: str) -> Path:
     """Return ``path`` if it is a non-empty folder, else raise ``DatasetError`` naming it."""
-    path = Path(path)
+    if path is None or str(path).strip() == "":
+        raise DatasetError(f"{dataset}: no dataset folder given (check config.yml)")
+    path = Path(path).expanduser()
     if not path.is_dir():
         raise DatasetError(f"{dataset}: folder {path} does not exist")
     if not any(path.iterdir()):

@@ -97,3 +97,10 @@ def test_config_keys_exist_in_config_yml():
     cfg = load_config()
     for name, (_, key, _) in EVAL_DATASETS.items():
         assert key is None or key in cfg, (name, key)
+
+
+def test_unset_path_is_a_dataset_error():
+    from isegm.data.datasets import CocoLvisDataset
+
+    with pytest.raises(DatasetError, match="no dataset folder"):
+        CocoLvisDataset(None)

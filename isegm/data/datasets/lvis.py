@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from ..base import DatasetError, ISDataset
 from ..io import read_image, require_dir
@@ -28,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 def annotation_to_mask(segmentation: Any, height: int, width: int) -> np.ndarray:
     """bool H×W mask of a COCO/LVIS ``segmentation`` (polygon list, RLE or compressed RLE)."""
+    from pycocotools import mask as mask_utils  # only the LVIS reader needs pycocotools
+
     if isinstance(segmentation, list):
         rles = mask_utils.frPyObjects(segmentation, height, width)
         rle = mask_utils.merge(rles)
