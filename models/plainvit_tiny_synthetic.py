@@ -10,7 +10,7 @@ MODEL_NAME = "plainvit_tiny_synthetic"
 RECIPE = Recipe(
     arch="plainvit_tiny_224", img_size=224, init=None, augment={}, epoch_len=-1,
     datasets=synthetic_datasets,
-    train=TrainConfig(epochs=12, batch_size=16, lr=5e-4, weight_decay=0.05, milestones=(9, 11),
-                      checkpoint_interval=4, image_dump_interval=200, max_steps_per_epoch=250),
+    train=TrainConfig(epochs=6, batch_size=12, lr=5e-4, weight_decay=0.05, milestones=(4, 5),
+                      checkpoint_interval=2, image_dump_interval=100, max_steps_per_epoch=150),
     loss=LossConfig(instance_weight=1.0, token_weight=0.0, score_weight=0.0))
 init_model, get_datasets, get_train_config = RECIPE.hooks()
