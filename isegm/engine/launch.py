@@ -180,6 +180,7 @@ def run_worker(rank: int, world_size: int, args: argparse.Namespace, exp_dir: Pa
         script = load_script(args.model_path)
         cfg = _make_cfg(args, script)
         cfg.device, cfg.rank, cfg.world_size, cfg.exp_dir = device, rank, world_size, exp_dir
+        torch.manual_seed(args.seed)  # the same initial weights in every process and every run
         model = script.init_model(cfg)
         if args.weights and resume is None:
             sd = read_checkpoint(args.weights)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import json
 import logging
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +122,10 @@ class ResumableSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return (self.batches_per_epoch() - self.start_batch) * self.batch_size
+
+
+# kill -9 this process after that many steps: lets the tests interrupt a run at an exact point
+_KILL_AFTER_STEPS = int(os.environ.get("ISEGM_KILL_AFTER_STEPS", "0") or 0)
 
 
 def add_click_slots(points: torch.Tensor, extra: int) -> torch.Tensor:
@@ -323,9 +330,21 @@ class Trainer:
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.save("last")  # start of the next epoch
+            self._write_checksums()
         finally:
             if self.writer is not None:
                 self.writer.close()
+
+    def _write_checksums(self) -> None:
+        """Per-rank sums of the weights, written by rank 0: after DDP they must be identical."""
+        with torch.no_grad():
+            total = float(sum(p.detach().double().sum() for p in self.model.parameters()))
+        sums = [total]
+        if self.world > 1:
+            sums = [None] * self.world
+            torch.distributed.all_gather_object(sums, total)
+        if self.rank == 0:
+            (self.exp_dir / "weights_checksum.json").write_text(json.dumps({"per_rank": sums}))
 
     def _finish_epoch_checkpoint(self, best: bool) -> None:
         self.step_in_epoch = self.sampler.batches_per_epoch()
@@ -372,6 +391,8 @@ class Trainer:
             if self.cfg.save_last_every_steps and self.step_in_epoch % self.cfg.save_last_every_steps == 0 \
                     and self.step_in_epoch < total:
                 self.save("last")
+            if _KILL_AFTER_STEPS and self.global_step == _KILL_AFTER_STEPS:  # fault injection (tests)
+                os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
         if self.rank == 0:
             logger.info("epoch %d done: %d steps, %.1f samples/s", self.epoch, self.step_in_epoch,

@@ -140,7 +140,7 @@ def select_stream(x: Tensor, pos: Tensor, scores: Tensor, cfg: SelectionConfig,
                   record: Optional[dict], suffix: str) -> Tensor:
     """Top-k of one stream: gathered tokens (stream token + its position embedding, as the
     reference does) times the straight-through weights, ``[B, k, C]``."""
-    k = x.shape[1] // cfg.k_divisor
+    k = max(1, x.shape[1] // cfg.k_divisor)  # at least one token on very small inputs
     idx, weight, valid_k, _ = select_topk(scores, k, cfg)
     sel = weight.unsqueeze(-1) * (gather_tokens(x, idx) + pos[0][idx])
     if record is not None:
