@@ -22,18 +22,34 @@ __all__ = ["PatchEmbed", "PlainViT", "MSTViT", "MSTBlock"]
 
 
 class PatchEmbed(nn.Module):
-    """Non-overlapping patch embedding; the kernel can be resampled to other patch sizes."""
+    """Non-overlapping patch embedding; the kernel can be resampled to other patch sizes.
+
+    Without autograd the resampled kernels are cached until the weight changes (its version
+    counter), so inference does not redo the pseudo-inverse products every forward pass.
+    """
 
     def __init__(self, patch_size: int, in_chans: int, embed_dim: int) -> None:
         super().__init__()
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
+        self._kernels: dict = {}
+
+    def kernel(self, p: int) -> Tensor:
+        w = self.proj.weight
+        if p == self.patch_size:
+            return w
+        if torch.is_grad_enabled() and w.requires_grad:
+            return pi_resize_kernel(w, (p, p))
+        key = (p, w.data_ptr(), w._version, w.dtype, w.device)
+        if key not in self._kernels:
+            self._kernels = {k: v for k, v in self._kernels.items() if k[0] != p}
+            self._kernels[key] = pi_resize_kernel(w.detach(), (p, p))
+        return self._kernels[key]
 
     def forward(self, x: Tensor, patch_size: Optional[int] = None) -> Tensor:
         """``x [B, in, H, W]`` → tokens ``[B, (H/p)(W/p), C]`` in row-major order."""
         p = patch_size or self.patch_size
-        weight = self.proj.weight if p == self.patch_size else pi_resize_kernel(self.proj.weight, (p, p))
-        return F.conv2d(x, weight, self.proj.bias, stride=p).flatten(2).transpose(1, 2)
+        return F.conv2d(x, self.kernel(p), self.proj.bias, stride=p).flatten(2).transpose(1, 2)
 
 
 def _grid(x: Tensor, patch: int) -> tuple[int, int]:
