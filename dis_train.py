@@ -5,6 +5,7 @@ or run unchanged under torchrun for multi-node:
     python dis_train.py models/adaptivevit_base448_cclvs.py --gpus 0,1,2,3 --batch-size 40 --amp
     torchrun --nnodes 2 --nproc_per_node 8 ... dis_train.py models/adaptivevit_base448_cclvs.py --amp
 """
+
 import sys
 
 from isegm.engine.launch import main

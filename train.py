@@ -1,5 +1,6 @@
 #!/usr/bin/env python
 """Train in one process (CPU or one GPU): python train.py models/<experiment>.py [options]."""
+
 import sys
 
 from isegm.engine.launch import main

@@ -13,6 +13,7 @@ once the image encoding is cached (``forward_embedded``). GFLOPs are counted by
 ``torch.utils.flop_counter`` (2·MAC for matmuls and convs). Train step: fwd + bwd, batch 2,
 train mode, BCE on the logits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"plain ViT-B (SimpleClick)": "simpleclick_vit_base_448",
-          "MST main": "mst_main_vit_base_448",
-          "MST mst-448": "mst_448_vit_base_448"}
-REF_BRANCH = {"simpleclick_vit_base_448": "simpleclick", "mst_main_vit_base_448": "main",
-              "mst_448_vit_base_448": "mst-448"}
+MODELS = {
+    "plain ViT-B (SimpleClick)": "simpleclick_vit_base_448",
+    "MST main": "mst_main_vit_base_448",
+    "MST mst-448": "mst_448_vit_base_448",
+}
+REF_BRANCH = {
+    "simpleclick_vit_base_448": "simpleclick",
+    "mst_main_vit_base_448": "main",
+    "mst_448_vit_base_448": "mst-448",
+}
 
 
 def _inputs(size: int, batch: int):
@@ -41,8 +47,10 @@ def _inputs(size: int, batch: int):
     image = torch.rand(batch, 4, size, size, generator=g)
     image[:, 3] = (image[:, 3] > 0.5).float()
     s = size / 448
-    pts = torch.tensor([[223, 207, 0], [400, 170, 2], [-1, -1, -1], [105, 342, 1], [-1, -1, -1], [-1, -1, -1]],
-                       dtype=torch.float32)
+    pts = torch.tensor(
+        [[223, 207, 0], [400, 170, 2], [-1, -1, -1], [105, 342, 1], [-1, -1, -1], [-1, -1, -1]],
+        dtype=torch.float32,
+    )
     pts[pts[:, 0] >= 0, :2] = (pts[pts[:, 0] >= 0, :2] * s).floor()
     return image, pts.unsqueeze(0).repeat(batch, 1, 1)
 
@@ -67,8 +75,12 @@ def measure_one(arch: str, size: int, mode: str, warmup: int, reps: int, threads
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = build_model(arch, img_size=size)
-    out = {"arch": arch, "size": size, "mode": mode,
-           "params": sum(p.numel() for p in model.parameters())}
+    out = {
+        "arch": arch,
+        "size": size,
+        "mode": mode,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
     if mode == "train":
         model.train()
         image, points = _inputs(size, 2)
@@ -118,15 +130,26 @@ def matmul_gflops(threads: int) -> float:
 
 def _sub(args: list[str]) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(ARGS.threads)}
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, env=env, cwd=ROOT
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _reference(ref_script: str, arch: str, train: bool) -> dict | None:
-    args = [sys.executable, ref_script, REF_BRANCH[arch], "--threads", str(ARGS.threads),
-            "--reps", str(ARGS.reps), "--warmup", str(ARGS.warmup)]
+    args = [
+        sys.executable,
+        ref_script,
+        REF_BRANCH[arch],
+        "--threads",
+        str(ARGS.threads),
+        "--reps",
+        str(ARGS.reps),
+        "--warmup",
+        str(ARGS.warmup),
+    ]
     if train:
         args.append("--train-step")
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
@@ -144,11 +167,19 @@ def main() -> None:
         for label, arch in MODELS.items():
             full = _sub(["--one", arch, str(size), "full"])
             click = _sub(["--one", arch, str(size), "click"])
-            ref = _reference(ARGS.reference, arch, False) if ARGS.reference and size == 448 else None
+            ref = (
+                _reference(ARGS.reference, arch, False) if ARGS.reference and size == 448 else None
+            )
             if arch.startswith("simpleclick"):
                 base = full
-            row = dict(label=label, size=size, full=full, click=click, ref=ref,
-                       ratio=full["median_s"] / base["median_s"] if base else float("nan"))
+            row = dict(
+                label=label,
+                size=size,
+                full=full,
+                click=click,
+                ref=ref,
+                ratio=full["median_s"] / base["median_s"] if base else float("nan"),
+            )
             rows.append(row)
             print(_fmt_row(row, peak), flush=True)
     for label, arch in MODELS.items():
@@ -157,55 +188,78 @@ def main() -> None:
         tr = _sub(["--one", arch, "448", "train"])
         ref = _reference(ARGS.reference, arch, True) if ARGS.reference else None
         train_rows.append(dict(label=label, train=tr, ref=ref))
-        print(f"train step {label}: {tr['median_s']:.2f} s, peak RSS {tr['peak_rss_mb']:.0f} MB"
-              + (f", reference {ref['median_s']:.2f} s" if ref else ""), flush=True)
+        print(
+            f"train step {label}: {tr['median_s']:.2f} s, peak RSS {tr['peak_rss_mb']:.0f} MB"
+            + (f", reference {ref['median_s']:.2f} s" if ref else ""),
+            flush=True,
+        )
     if ARGS.write:
         _write_markdown(rows, train_rows, peak)
 
 
 def _fmt_row(r: dict, peak: float) -> str:
     f, c = r["full"], r["click"]
-    ref = f", reference {r['ref']['median_s']:.2f} s (ours/ref {f['median_s'] / r['ref']['median_s']:.2f})" if r["ref"] else ""
-    return (f"{r['label']:<26} {r['size']}: full {f['median_s']:.3f} s ({f['gflops']:.0f} GF, "
-            f"{f['gflops'] / f['median_s']:.0f} GF/s = {100 * f['gflops'] / f['median_s'] / peak:.0f} % of matmul), "
-            f"per click {c['median_s']:.3f} s, x{r['ratio']:.2f} of plain, params {f['params'] / 1e6:.1f} M, "
-            f"RSS {f['peak_rss_mb']:.0f} MB{ref}")
+    ref = (
+        f", reference {r['ref']['median_s']:.2f} s (ours/ref {f['median_s'] / r['ref']['median_s']:.2f})"
+        if r["ref"]
+        else ""
+    )
+    return (
+        f"{r['label']:<26} {r['size']}: full {f['median_s']:.3f} s ({f['gflops']:.0f} GF, "
+        f"{f['gflops'] / f['median_s']:.0f} GF/s = {100 * f['gflops'] / f['median_s'] / peak:.0f} % of matmul), "
+        f"per click {c['median_s']:.3f} s, x{r['ratio']:.2f} of plain, params {f['params'] / 1e6:.1f} M, "
+        f"RSS {f['peak_rss_mb']:.0f} MB{ref}"
+    )
 
 
 def _write_markdown(rows, train_rows, peak) -> None:
     import platform
 
-    lines = ["<!-- bench_model:start -->", "",
-             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
-             f"{__import__('torch').__version__}, {ARGS.threads} threads; matmul {peak:.0f} GFLOP/s. "
-             f"Command: `python benchmarks/bench_model.py {' '.join(sys.argv[1:])}`.", "",
-             "| model | size | forward s (median) | per click s (cached image) | GFLOPs | GFLOP/s | % of matmul | x plain ViT | params M | peak RSS MB | reference s | ours / reference |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "<!-- bench_model:start -->",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch "
+        f"{__import__('torch').__version__}, {ARGS.threads} threads; matmul {peak:.0f} GFLOP/s. "
+        f"Command: `python benchmarks/bench_model.py {' '.join(sys.argv[1:])}`.",
+        "",
+        "| model | size | forward s (median) | per click s (cached image) | GFLOPs | GFLOP/s | % of matmul | x plain ViT | params M | peak RSS MB | reference s | ours / reference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         f, c, ref = r["full"], r["click"], r["ref"]
-        lines.append(f"| {r['label']} | {r['size']} | {f['median_s']:.3f} | {c['median_s']:.3f} | "
-                     f"{f['gflops']:.0f} | {f['gflops'] / f['median_s']:.0f} | "
-                     f"{100 * f['gflops'] / f['median_s'] / peak:.0f} | {r['ratio']:.2f} | "
-                     f"{f['params'] / 1e6:.1f} | {f['peak_rss_mb']:.0f} | "
-                     f"{ref['median_s']:.2f} | {f['median_s'] / ref['median_s']:.2f} |" if ref else
-                     f"| {r['label']} | {r['size']} | {f['median_s']:.3f} | {c['median_s']:.3f} | "
-                     f"{f['gflops']:.0f} | {f['gflops'] / f['median_s']:.0f} | "
-                     f"{100 * f['gflops'] / f['median_s'] / peak:.0f} | {r['ratio']:.2f} | "
-                     f"{f['params'] / 1e6:.1f} | {f['peak_rss_mb']:.0f} | – | – |")
+        lines.append(
+            f"| {r['label']} | {r['size']} | {f['median_s']:.3f} | {c['median_s']:.3f} | "
+            f"{f['gflops']:.0f} | {f['gflops'] / f['median_s']:.0f} | "
+            f"{100 * f['gflops'] / f['median_s'] / peak:.0f} | {r['ratio']:.2f} | "
+            f"{f['params'] / 1e6:.1f} | {f['peak_rss_mb']:.0f} | "
+            f"{ref['median_s']:.2f} | {f['median_s'] / ref['median_s']:.2f} |"
+            if ref
+            else f"| {r['label']} | {r['size']} | {f['median_s']:.3f} | {c['median_s']:.3f} | "
+            f"{f['gflops']:.0f} | {f['gflops'] / f['median_s']:.0f} | "
+            f"{100 * f['gflops'] / f['median_s'] / peak:.0f} | {r['ratio']:.2f} | "
+            f"{f['params'] / 1e6:.1f} | {f['peak_rss_mb']:.0f} | – | – |"
+        )
     if train_rows:
         plain = train_rows[0]["train"]["median_s"]
-        lines += ["", "| model | train step s (fwd+bwd, batch 2, 448) | x plain ViT | peak RSS MB | reference s |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| model | train step s (fwd+bwd, batch 2, 448) | x plain ViT | peak RSS MB | reference s |",
+            "|---|---|---|---|---|",
+        ]
         for t in train_rows:
             ref = f"{t['ref']['median_s']:.2f}" if t["ref"] else "–"
-            lines.append(f"| {t['label']} | {t['train']['median_s']:.2f} | {t['train']['median_s'] / plain:.2f} | "
-                         f"{t['train']['peak_rss_mb']:.0f} | {ref} |")
+            lines.append(
+                f"| {t['label']} | {t['train']['median_s']:.2f} | {t['train']['median_s'] / plain:.2f} | "
+                f"{t['train']['peak_rss_mb']:.0f} | {ref} |"
+            )
     lines += ["", "<!-- bench_model:end -->"]
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     block = "\n".join(lines)
     if "<!-- bench_model:start -->" in text:
-        text = re.sub(r"<!-- bench_model:start -->.*<!-- bench_model:end -->", block, text, flags=re.S)
+        text = re.sub(
+            r"<!-- bench_model:start -->.*<!-- bench_model:end -->", block, text, flags=re.S
+        )
     else:
         text += "\n## Model speed (`benchmarks/bench_model.py`)\n\n" + block + "\n"
     path.write_text(text)
@@ -217,7 +271,11 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=7)
-    p.add_argument("--reference", default=None, help="path to shared/ref_runner/bench_ref.py to time the original side by side")
+    p.add_argument(
+        "--reference",
+        default=None,
+        help="path to shared/ref_runner/bench_ref.py to time the original side by side",
+    )
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--write", action="store_true", default=True)
     p.add_argument("--one", nargs=3, metavar=("ARCH", "SIZE", "MODE"), help=argparse.SUPPRESS)

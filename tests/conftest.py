@@ -1,4 +1,5 @@
 """Shared test fixtures: the ``../shared`` folder (parity fixtures, protocol, GrabCut)."""
+
 from __future__ import annotations
 
 import os

@@ -13,6 +13,7 @@ An experiment script (``models/*.py``) provides ``MODEL_NAME``, ``init_model(cfg
 LossConfig)``; ``cfg`` holds the command-line arguments, the ``config.yml`` paths and the
 run context (``device``, ``rank``, ``world_size``, ``exp_dir``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Optional, Sequence
 
 import torch
 
@@ -31,16 +32,28 @@ from isegm.data.base import DatasetError
 from isegm.model.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
 from isegm.utils import distributed as dist_utils
 from isegm.utils.config import ConfigError, load_config
-from isegm.utils.exp import (ExperimentError, create_experiment_dir, find_experiment_dir,
-                             find_resume_checkpoint, setup_logging, write_run_config)
+from isegm.utils.exp import (
+    ExperimentError,
+    create_experiment_dir,
+    find_experiment_dir,
+    find_resume_checkpoint,
+    setup_logging,
+    write_run_config,
+)
 
 from .trainer import NonFiniteLossError, Trainer
 
 __all__ = ["build_parser", "main"]
 
 logger = logging.getLogger(__name__)
-_USER_ERRORS = (DatasetError, CheckpointError, ConfigError, ExperimentError, NonFiniteLossError,
-                FileNotFoundError)
+_USER_ERRORS = (
+    DatasetError,
+    CheckpointError,
+    ConfigError,
+    ExperimentError,
+    NonFiniteLossError,
+    FileNotFoundError,
+)
 
 
 class UsageError(ValueError):
@@ -50,37 +63,82 @@ class UsageError(ValueError):
 def build_parser(distributed: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="Train an interactive segmentation model from an experiment script.",
-        allow_abbrev=True)
-    p.add_argument("model_path", type=str, help="experiment script, e.g. models/mst_tiny_synthetic.py")
-    p.add_argument("--model_base_name", "--model-base-name", dest="model_base_name", default=None,
-                   help="experiment family folder (default: the script's MODEL_NAME)")
+        allow_abbrev=True,
+    )
+    p.add_argument(
+        "model_path", type=str, help="experiment script, e.g. models/mst_tiny_synthetic.py"
+    )
+    p.add_argument(
+        "--model_base_name",
+        "--model-base-name",
+        dest="model_base_name",
+        default=None,
+        help="experiment family folder (default: the script's MODEL_NAME)",
+    )
     p.add_argument("--exp-name", default="", help="suffix of the numbered experiment folder")
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers per process")
-    p.add_argument("--batch-size", type=int, default=-1, help="global batch size (default: the script's)")
-    p.add_argument("--epochs", type=int, default=-1, help="number of epochs (default: the script's)")
-    p.add_argument("--gpus", "--gpu", dest="gpus", type=str, default=None,
-                   help="GPU ids, e.g. 0,1,2 (default: GPU 0 if CUDA is available, else the CPU)")
+    p.add_argument(
+        "--batch-size", type=int, default=-1, help="global batch size (default: the script's)"
+    )
+    p.add_argument(
+        "--epochs", type=int, default=-1, help="number of epochs (default: the script's)"
+    )
+    p.add_argument(
+        "--gpus",
+        "--gpu",
+        dest="gpus",
+        type=str,
+        default=None,
+        help="GPU ids, e.g. 0,1,2 (default: GPU 0 if CUDA is available, else the CPU)",
+    )
     p.add_argument("--cpu", action="store_true", help="train on the CPU")
-    p.add_argument("--nproc", type=int, default=1 if not distributed else 2,
-                   help="CPU processes for dis_train.py --cpu (gloo)")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1 if not distributed else 2,
+        help="CPU processes for dis_train.py --cpu (gloo)",
+    )
     p.add_argument("--dport", type=int, default=29500, help="rendezvous port (single node)")
-    p.add_argument("--resume-exp", default=None, help="experiment folder (or its NNN prefix) to resume")
+    p.add_argument(
+        "--resume-exp", default=None, help="experiment folder (or its NNN prefix) to resume"
+    )
     p.add_argument("--resume-prefix", default="last", help="checkpoint name prefix to resume from")
-    p.add_argument("--start-epoch", type=int, default=None,
-                   help="ignored: the epoch and step are restored from the resumed checkpoint")
-    p.add_argument("--weights", default=None, help="initialise the model from this checkpoint (weights only)")
-    p.add_argument("--img_size", "--img-size", dest="img_size", type=int, default=None,
-                   help="training crop size (default: the script's)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (fp16 + scaler on CUDA, bf16 on CPU)")
+    p.add_argument(
+        "--start-epoch",
+        type=int,
+        default=None,
+        help="ignored: the epoch and step are restored from the resumed checkpoint",
+    )
+    p.add_argument(
+        "--weights", default=None, help="initialise the model from this checkpoint (weights only)"
+    )
+    p.add_argument(
+        "--img_size",
+        "--img-size",
+        dest="img_size",
+        type=int,
+        default=None,
+        help="training crop size (default: the script's)",
+    )
+    p.add_argument(
+        "--amp", action="store_true", help="mixed precision (fp16 + scaler on CUDA, bf16 on CPU)"
+    )
     p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default=None)
     p.add_argument("--layerwise-decay", action="store_true", help="layer-wise lr decay 0.75")
     p.add_argument("--upsample", choices=("x1", "x2", "x4"), default="x1")
-    p.add_argument("--random-split", action="store_true",
-                   help="plain ViT: global attention in every block instead of windows")
+    p.add_argument(
+        "--random-split",
+        action="store_true",
+        help="plain ViT: global attention in every block instead of windows",
+    )
     p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="shorten epochs (debugging)")
-    p.add_argument("--save-last-every", type=int, default=None, help="also write last.pth every N steps")
+    p.add_argument(
+        "--max-steps-per-epoch", type=int, default=None, help="shorten epochs (debugging)"
+    )
+    p.add_argument(
+        "--save-last-every", type=int, default=None, help="also write last.pth every N steps"
+    )
     p.add_argument("--debug", action="store_true", help="one short epoch, no workers")
     p.add_argument("--config-path", default=None, help="config.yml with dataset/weight paths")
     p.add_argument("--exps-path", default=None, help="override EXPS_PATH of the config")
@@ -110,12 +168,20 @@ def _devices(args: argparse.Namespace, distributed: bool) -> tuple[str, list[int
     if args.cpu:
         return "cpu", []
     if args.gpus is None:
-        return ("cuda", [0]) if torch.cuda.is_available() and not distributed else \
-            (("cuda", list(range(torch.cuda.device_count()))) if torch.cuda.is_available() else ("cpu", []))
+        return (
+            ("cuda", [0])
+            if torch.cuda.is_available() and not distributed
+            else (
+                ("cuda", list(range(torch.cuda.device_count())))
+                if torch.cuda.is_available()
+                else ("cpu", [])
+            )
+        )
     ids = [int(g) for g in args.gpus.split(",") if g.strip() != ""]
     if not torch.cuda.is_available():
-        raise UsageError(f"--gpus {args.gpus} requested but CUDA is not available on this machine; "
-                         f"use --cpu")
+        raise UsageError(
+            f"--gpus {args.gpus} requested but CUDA is not available on this machine; use --cpu"
+        )
     if max(ids) >= torch.cuda.device_count():
         raise UsageError(f"--gpus {args.gpus}: only {torch.cuda.device_count()} GPU(s) visible")
     return "cuda", ids
@@ -128,7 +194,9 @@ def _make_cfg(args: argparse.Namespace, script: ModuleType) -> SimpleNamespace:
         setattr(cfg, k, v)
     if args.exps_path:
         cfg.EXPS_PATH = str(Path(args.exps_path).resolve())
-    cfg.model_base_name = args.model_base_name or getattr(script, "MODEL_NAME", Path(args.model_path).stem)
+    cfg.model_base_name = args.model_base_name or getattr(
+        script, "MODEL_NAME", Path(args.model_path).stem
+    )
     if args.debug:
         cfg.workers = 0
         cfg.epochs = 1
@@ -136,12 +204,14 @@ def _make_cfg(args: argparse.Namespace, script: ModuleType) -> SimpleNamespace:
     return cfg
 
 
-def _prepare_experiment(args, cfg) -> tuple[Path, Optional[Path]]:
+def _prepare_experiment(args, cfg) -> tuple[Path, Path | None]:
     exps = Path(cfg.EXPS_PATH)
     if args.resume_exp:
         exp_dir = find_experiment_dir(exps, cfg.model_base_name, args.resume_exp)
         return exp_dir, find_resume_checkpoint(exp_dir, args.resume_prefix)
-    exp_dir = create_experiment_dir(exps, cfg.model_base_name, args.exp_name or "run", Path(args.model_path))
+    exp_dir = create_experiment_dir(
+        exps, cfg.model_base_name, args.exp_name or "run", Path(args.model_path)
+    )
     return exp_dir, None
 
 
@@ -156,8 +226,11 @@ def _train_config(cfg, script):
         over["amp"] = cfg.amp_dtype or ("fp16" if cfg.device.type == "cuda" else "bf16")
     if cfg.layerwise_decay:
         over["layer_decay"] = 0.75
-    for key, attr in (("grad_clip", "grad_clip"), ("max_steps_per_epoch", "max_steps_per_epoch"),
-                      ("save_last_every_steps", "save_last_every")):
+    for key, attr in (
+        ("grad_clip", "grad_clip"),
+        ("max_steps_per_epoch", "max_steps_per_epoch"),
+        ("save_last_every_steps", "save_last_every"),
+    ):
         if getattr(cfg, attr) is not None:
             over[key] = getattr(cfg, attr)
     over["workers"] = cfg.workers
@@ -165,8 +238,15 @@ def _train_config(cfg, script):
     return dataclasses.replace(train_cfg, **over), loss_cfg
 
 
-def run_worker(rank: int, world_size: int, args: argparse.Namespace, exp_dir: Path,
-               resume: Optional[Path], device_type: str, gpu_ids: Sequence[int]) -> None:
+def run_worker(
+    rank: int,
+    world_size: int,
+    args: argparse.Namespace,
+    exp_dir: Path,
+    resume: Path | None,
+    device_type: str,
+    gpu_ids: Sequence[int],
+) -> None:
     """Body of every training process."""
     if device_type == "cuda":
         local = gpu_ids[rank % len(gpu_ids)] if gpu_ids else rank
@@ -191,10 +271,17 @@ def run_worker(rank: int, world_size: int, args: argparse.Namespace, exp_dir: Pa
         trainset, valset = script.get_datasets(cfg)
         train_cfg, loss_cfg = _train_config(cfg, script)
         if rank == 0:
-            write_run_config(exp_dir, vars(args), {"train_cfg": dataclasses.asdict(train_cfg),
-                                                   "loss_cfg": dataclasses.asdict(loss_cfg),
-                                                   "model": model.cfg.to_dict(),
-                                                   "world_size": world_size, "device": str(device)})
+            write_run_config(
+                exp_dir,
+                vars(args),
+                {
+                    "train_cfg": dataclasses.asdict(train_cfg),
+                    "loss_cfg": dataclasses.asdict(loss_cfg),
+                    "model": model.cfg.to_dict(),
+                    "world_size": world_size,
+                    "device": str(device),
+                },
+            )
             logger.info("experiment folder: %s", exp_dir)
         Trainer(model, train_cfg, loss_cfg, trainset, valset, exp_dir, device, resume=resume).run()
     finally:
@@ -209,7 +296,7 @@ def _spawn_entry(rank, world_size, args, exp_dir, resume, device_type, gpu_ids):
         sys.exit(2)
 
 
-def main(argv: Optional[Sequence[str]] = None, distributed: bool = False) -> int:
+def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
     """Entry point of ``train.py`` (``distributed=False``) and ``dis_train.py``."""
     args = build_parser(distributed).parse_args(argv)
     try:
@@ -222,8 +309,15 @@ def main(argv: Optional[Sequence[str]] = None, distributed: bool = False) -> int
         if env is not None:  # torchrun, possibly multi-node
             rank, world, local = env
             exp_dir, resume = _shared_experiment(args, cfg, rank, world, device_type)
-            run_worker(rank, world, args, exp_dir, resume, device_type,
-                       [local] if device_type == "cuda" else [])
+            run_worker(
+                rank,
+                world,
+                args,
+                exp_dir,
+                resume,
+                device_type,
+                [local] if device_type == "cuda" else [],
+            )
             return 0
         setup_logging(None, 0)
         exp_dir, resume = _prepare_experiment(args, cfg)
@@ -233,8 +327,9 @@ def main(argv: Optional[Sequence[str]] = None, distributed: bool = False) -> int
             return 0
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ["MASTER_PORT"] = str(args.dport)
-        torch.multiprocessing.spawn(_spawn_entry, nprocs=world,
-                                    args=(world, args, exp_dir, resume, device_type, gpu_ids))
+        torch.multiprocessing.spawn(
+            _spawn_entry, nprocs=world, args=(world, args, exp_dir, resume, device_type, gpu_ids)
+        )
         return 0
     except _USER_ERRORS + (UsageError,) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,10 +1,11 @@
 """Building blocks shared by the experiment scripts in ``models/`` (datasets and initialisation
 of the published recipes, SPEC §5), so that each script only states what differs."""
+
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from isegm.data.base import DatasetError
 from isegm.data.datasets.coco_lvis import CocoLvisDataset
@@ -13,35 +14,72 @@ from isegm.data.transforms import train_augmentator, val_augmentator
 from isegm.model.checkpoint import CheckpointError, load_mae_weights, load_simpleclick_init
 from isegm.model.is_model import ISModel
 
-__all__ = ["reference_points_sampler", "cocolvis_datasets", "init_from_pretrained", "RECIPE_448",
-           "RECIPE_224", "Recipe"]
+__all__ = [
+    "reference_points_sampler",
+    "cocolvis_datasets",
+    "init_from_pretrained",
+    "RECIPE_448",
+    "RECIPE_224",
+    "Recipe",
+]
 
 logger = logging.getLogger(__name__)
 
 # colour / scale augmentation of the two script families
-RECIPE_448 = dict(scale_range=(0.5, 1.5), brightness=(-0.3, 0.3), contrast=(-0.2, 0.5), rgb_shift=20)
-RECIPE_224 = dict(scale_range=(0.75, 1.40), brightness=(-0.25, 0.25), contrast=(-0.15, 0.4), rgb_shift=10)
+RECIPE_448 = dict(
+    scale_range=(0.5, 1.5), brightness=(-0.3, 0.3), contrast=(-0.2, 0.5), rgb_shift=20
+)
+RECIPE_224 = dict(
+    scale_range=(0.75, 1.40), brightness=(-0.25, 0.25), contrast=(-0.15, 0.4), rgb_shift=10
+)
 
 
 def reference_points_sampler(max_points: int = 24) -> MultiPointSampler:
-    """``MultiPointSampler(24, prob_gamma=0.80, merge_objects_prob=0.15, max_num_merged_objects=2)``."""
-    return MultiPointSampler(max_points, prob_gamma=0.80, merge_objects_prob=0.15,
-                             max_num_merged_objects=2, use_hierarchy=False)
+    """The reference sampler: ``MultiPointSampler(24, prob_gamma=0.80, merge_objects_prob=0.15,
+    max_num_merged_objects=2)``."""
+    return MultiPointSampler(
+        max_points,
+        prob_gamma=0.80,
+        merge_objects_prob=0.15,
+        max_num_merged_objects=2,
+        use_hierarchy=False,
+    )
 
 
-def cocolvis_datasets(cfg: Any, crop: int, recipe: dict, epoch_len: int = -1,
-                      val_epoch_len: int = 2000, max_points: int = 24):
+def cocolvis_datasets(
+    cfg: Any,
+    crop: int,
+    recipe: dict,
+    epoch_len: int = -1,
+    val_epoch_len: int = 2000,
+    max_points: int = 24,
+):
     """COCO+LVIS train/val as in the MST scripts (``min_object_area=1000``,
     ``keep_background_prob=0.05``, ``stuff_prob=0.30``)."""
     root = getattr(cfg, "LVIS_v1_PATH", None)
     sampler = reference_points_sampler(max_points)
     if not root or not Path(root).is_dir():
         raise DatasetError(f"COCO+LVIS not found at {root} (config key LVIS_v1_PATH in config.yml)")
-    train = CocoLvisDataset(root, split="train", stuff_prob=0.30, augmentator=train_augmentator(crop, **recipe),
-                            points_sampler=sampler, min_object_area=1000, keep_background_prob=0.05,
-                            epoch_len=epoch_len, seed=cfg.seed)
-    val = CocoLvisDataset(root, split="val", augmentator=val_augmentator(crop), points_sampler=sampler,
-                          min_object_area=1000, epoch_len=val_epoch_len, seed=cfg.seed)
+    train = CocoLvisDataset(
+        root,
+        split="train",
+        stuff_prob=0.30,
+        augmentator=train_augmentator(crop, **recipe),
+        points_sampler=sampler,
+        min_object_area=1000,
+        keep_background_prob=0.05,
+        epoch_len=epoch_len,
+        seed=cfg.seed,
+    )
+    val = CocoLvisDataset(
+        root,
+        split="val",
+        augmentator=val_augmentator(crop),
+        points_sampler=sampler,
+        min_object_area=1000,
+        epoch_len=val_epoch_len,
+        seed=cfg.seed,
+    )
     return train, val
 
 
@@ -52,10 +90,12 @@ def init_from_pretrained(model: ISModel, cfg: Any, key: str, kind: str) -> ISMod
     this)."""
     if getattr(cfg, "weights", None) or getattr(cfg, "resume_exp", None):
         return model
-    path: Optional[str] = (getattr(cfg, "IMAGENET_PRETRAINED_MODELS", None) or {}).get(key)
+    path: str | None = (getattr(cfg, "IMAGENET_PRETRAINED_MODELS", None) or {}).get(key)
     if not path or not Path(path).is_file():
-        raise CheckpointError(f"pretrained weights IMAGENET_PRETRAINED_MODELS.{key} not found: "
-                              f"{path} (set it in config.yml or pass --weights)")
+        raise CheckpointError(
+            f"pretrained weights IMAGENET_PRETRAINED_MODELS.{key} not found: "
+            f"{path} (set it in config.yml or pass --weights)"
+        )
     (load_mae_weights if kind == "mae" else load_simpleclick_init)(model, path)
     return model
 
@@ -74,8 +114,18 @@ class Recipe:
         datasets: optional override ``(cfg, crop) -> (train, val)``.
     """
 
-    def __init__(self, arch: str, img_size: int, init: Optional[tuple[str, str]], augment: dict,
-                 epoch_len: int, train, loss, datasets=None, **model_overrides) -> None:
+    def __init__(
+        self,
+        arch: str,
+        img_size: int,
+        init: tuple[str, str] | None,
+        augment: dict,
+        epoch_len: int,
+        train,
+        loss,
+        datasets=None,
+        **model_overrides,
+    ) -> None:
         self.arch, self.img_size, self.init, self.augment = arch, img_size, init, augment
         self.epoch_len, self.train, self.loss = epoch_len, train, loss
         self.datasets, self.model_overrides = datasets, model_overrides
@@ -83,8 +133,12 @@ class Recipe:
     def init_model(self, cfg: Any) -> ISModel:
         from isegm.model import build_model
 
-        model = build_model(self.arch, img_size=cfg.img_size or self.img_size,
-                            upsample=getattr(cfg, "upsample", "x1"), **self.model_overrides)
+        model = build_model(
+            self.arch,
+            img_size=cfg.img_size or self.img_size,
+            upsample=getattr(cfg, "upsample", "x1"),
+            **self.model_overrides,
+        )
         if getattr(cfg, "random_split", False) and model.cfg.arch == "plainvit":
             model.cfg.window_attention = False
         return init_from_pretrained(model, cfg, *self.init) if self.init else model
@@ -109,9 +163,13 @@ def synthetic_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int
 
     sampler = MultiPointSampler(12, prob_gamma=0.8)
     common = dict(image_size=crop, points_sampler=sampler, min_object_area=8)
-    train = SyntheticMultiScaleDataset(num_samples=num_train, seed=cfg.seed,
-                                       augmentator=train_augmentator(crop, scale_range=(0.8, 1.25)),
-                                       **common)
-    val = SyntheticMultiScaleDataset(num_samples=num_val, seed=cfg.seed + 1000,
-                                     augmentator=val_augmentator(crop), **common)
+    train = SyntheticMultiScaleDataset(
+        num_samples=num_train,
+        seed=cfg.seed,
+        augmentator=train_augmentator(crop, scale_range=(0.8, 1.25)),
+        **common,
+    )
+    val = SyntheticMultiScaleDataset(
+        num_samples=num_val, seed=cfg.seed + 1000, augmentator=val_augmentator(crop), **common
+    )
     return train, val

@@ -12,6 +12,7 @@ scaler, epoch and position inside the epoch; every random draw is derived from
 ``checkpoint_interval`` epochs, ``best.pth`` on validation IoU), AMP (fp16 with a scaler, or
 bf16), optional gradient clipping, and a non-finite loss guard.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -22,9 +23,10 @@ import math
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,13 +58,13 @@ class TrainConfig:
     lr: float = 5e-6
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.999)
-    layer_decay: Optional[float] = None
+    layer_decay: float | None = None
     milestones: tuple[int, ...] = (60, 80)
     lr_gamma: float = 0.1
     max_num_next_clicks: int = 3
     click_reset_prob: float = 0.01
     amp: str = "off"  # off | fp16 | bf16
-    grad_clip: Optional[float] = None
+    grad_clip: float | None = None
     checkpoint_interval: int = 2
     save_last_every_steps: int = 0
     image_dump_interval: int = 300
@@ -70,7 +72,7 @@ class TrainConfig:
     workers: int = 2
     seed: int = 0
     max_nonfinite_steps: int = 20
-    max_steps_per_epoch: Optional[int] = None
+    max_steps_per_epoch: int | None = None
     validate_every: int = 1
 
     def __post_init__(self) -> None:
@@ -98,8 +100,15 @@ class ResumableSampler(torch.utils.data.Sampler):
     same samples as the same-size batch of a single-process run), truncated to whole batches, and
     able to start at a batch inside the epoch (resume)."""
 
-    def __init__(self, size: int, batch_size: int, world_size: int = 1, rank: int = 0,
-                 shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        world_size: int = 1,
+        rank: int = 0,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
         self.size, self.batch_size = size, batch_size
         self.world_size, self.rank, self.shuffle, self.seed = world_size, rank, shuffle, seed
         self.epoch, self.start_batch = 0, 0
@@ -116,8 +125,8 @@ class ResumableSampler(torch.utils.data.Sampler):
         else:
             order = np.arange(self.size)
         n = self.batches_per_epoch() * self.batch_size * self.world_size
-        mine = order[:n][self.rank::self.world_size]
-        for i in mine[self.start_batch * self.batch_size:]:
+        mine = order[:n][self.rank :: self.world_size]
+        for i in mine[self.start_batch * self.batch_size :]:
             yield self.epoch, int(i)
 
     def __len__(self) -> int:
@@ -135,7 +144,7 @@ def add_click_slots(points: torch.Tensor, extra: int) -> torch.Tensor:
         return points
     B, n2, _ = points.shape
     pad = points.new_full((B, extra, 3), -1)
-    return torch.cat([points[:, : n2 // 2], pad, points[:, n2 // 2:], pad], dim=1)
+    return torch.cat([points[:, : n2 // 2], pad, points[:, n2 // 2 :], pad], dim=1)
 
 
 def _step_seed(*parts: int) -> int:
@@ -154,35 +163,60 @@ class Trainer:
         resume: a checkpoint written by this trainer to continue from.
     """
 
-    def __init__(self, model: nn.Module, train_cfg: TrainConfig, loss_cfg: LossConfig, trainset,
-                 valset, exp_dir: Path, device: torch.device, resume: Optional[Path] = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_cfg: TrainConfig,
+        loss_cfg: LossConfig,
+        trainset,
+        valset,
+        exp_dir: Path,
+        device: torch.device,
+        resume: Path | None = None,
+    ) -> None:
         self.cfg, self.loss_cfg = train_cfg, loss_cfg
         self.device = torch.device(device)
         self.rank, self.world = dist_utils.get_rank(), dist_utils.get_world_size()
         self.exp_dir = Path(exp_dir)
         if train_cfg.batch_size % self.world:
-            raise ValueError(f"--batch-size {train_cfg.batch_size} is not divisible by the "
-                             f"number of processes ({self.world})")
+            raise ValueError(
+                f"--batch-size {train_cfg.batch_size} is not divisible by the "
+                f"number of processes ({self.world})"
+            )
         self.local_batch = train_cfg.batch_size // self.world
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
-        self.optimizer = build_optimizer(self.model, train_cfg.lr, train_cfg.weight_decay,
-                                         train_cfg.betas, layer_decay=train_cfg.layer_decay)
+        self.optimizer = build_optimizer(
+            self.model,
+            train_cfg.lr,
+            train_cfg.weight_decay,
+            train_cfg.betas,
+            layer_decay=train_cfg.layer_decay,
+        )
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=train_cfg.amp == "fp16",
-                                           growth_interval=20)
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=train_cfg.amp == "fp16", growth_interval=20
+        )
         self.instance_loss = NormalizedFocalLossSigmoid(loss_cfg.focal_alpha, loss_cfg.focal_gamma)
         self.token_loss = TokenContrastiveLoss(loss_cfg.patches, loss_cfg.token_reference_quirks)
         self.score_loss = ScoreLoss(loss_cfg.score_mode, patches=loss_cfg.patches)
         self.trainset, self.valset = trainset, valset
-        self.sampler = ResumableSampler(len(trainset), self.local_batch, self.world, self.rank,
-                                        shuffle=True, seed=train_cfg.seed)
+        self.sampler = ResumableSampler(
+            len(trainset),
+            self.local_batch,
+            self.world,
+            self.rank,
+            shuffle=True,
+            seed=train_cfg.seed,
+        )
         if self.sampler.batches_per_epoch() == 0:
-            raise ValueError(f"the training set has {len(trainset)} items, fewer than one global "
-                             f"batch of {train_cfg.batch_size}")
+            raise ValueError(
+                f"the training set has {len(trainset)} items, fewer than one global "
+                f"batch of {train_cfg.batch_size}"
+            )
         self.loader = self._loader(trainset, self.sampler)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.best_metric = -math.inf
@@ -195,9 +229,15 @@ class Trainer:
     def _loader(self, dataset, sampler) -> torch.utils.data.DataLoader:
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
-            dataset, batch_size=self.local_batch, sampler=sampler, num_workers=workers,
-            pin_memory=self.device.type == "cuda", drop_last=True,
-            persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+            dataset,
+            batch_size=self.local_batch,
+            sampler=sampler,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            drop_last=True,
+            persistent_workers=workers > 0,
+            prefetch_factor=4 if workers > 0 else None,
+        )
 
     def _load_state(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -213,15 +253,22 @@ class Trainer:
         logger.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
 
     def _state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
-                "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
-                "global_step": self.global_step, "best_metric": self.best_metric,
-                "train_cfg": _plain(dataclasses.asdict(self.cfg)),
-                "loss_cfg": _plain(dataclasses.asdict(self.loss_cfg))}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "best_metric": self.best_metric,
+            "train_cfg": _plain(dataclasses.asdict(self.cfg)),
+            "loss_cfg": _plain(dataclasses.asdict(self.loss_cfg)),
+        }
 
     def save(self, name: str) -> None:
         if self.rank == 0:
-            save_checkpoint(self.exp_dir / "checkpoints" / f"{name}.pth", self.model, **self._state())
+            save_checkpoint(
+                self.exp_dir / "checkpoints" / f"{name}.pth", self.model, **self._state()
+            )
 
     def _set_lr(self, epoch: int) -> float:
         factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), epoch)
@@ -236,11 +283,14 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=dtype)
 
     # ------------------------------------------------------------------ one step
-    def batch_forward(self, batch: dict, rng: np.random.Generator, train: bool) -> tuple[torch.Tensor, dict, dict]:
+    def batch_forward(
+        self, batch: dict, rng: np.random.Generator, train: bool
+    ) -> tuple[torch.Tensor, dict, dict]:
         images = batch["images"].to(self.device, non_blocking=True)
         gt = batch["instances"].to(self.device, non_blocking=True)
-        points = add_click_slots(batch["points"].to(self.device, non_blocking=True),
-                                 self.cfg.max_num_next_clicks)
+        points = add_click_slots(
+            batch["points"].to(self.device, non_blocking=True), self.cfg.max_num_next_clicks
+        )
         prev = torch.zeros_like(gt)
         num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
         reset = rng.random() < self.cfg.click_reset_prob
@@ -264,24 +314,38 @@ class Trainer:
             inter = (pred & (gt > 0.5)).flatten(1).sum(1).float()
             union = (pred | (gt > 0.5)).flatten(1).sum(1).float()
             iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-        return losses["overall"], {k: v.detach() for k, v in losses.items()} | {"iou": iou.mean()}, \
-            {"images": images, "points": points, "gt": gt, "pred": torch.sigmoid(out["instances"].detach().float())}
+        return (
+            losses["overall"],
+            {k: v.detach() for k, v in losses.items()} | {"iou": iou.mean()},
+            {
+                "images": images,
+                "points": points,
+                "gt": gt,
+                "pred": torch.sigmoid(out["instances"].detach().float()),
+            },
+        )
 
     def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         lc = self.loss_cfg
-        tokens = [{k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
-                  for rec in out.get("tokens", [])]
+        tokens = [
+            {k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
+            for rec in out.get("tokens", [])
+        ]
         losses = {"instance": self.instance_loss(out["instances"].float(), gt).mean()}
         if lc.token_weight > 0:
             losses["token"] = self.token_loss(tokens, gt)
         if lc.score_weight > 0:
             losses["score"] = self.score_loss(tokens, gt)
         overall = lc.instance_weight * losses["instance"]
-        overall = overall + lc.token_weight * losses.get("token", 0) + lc.score_weight * losses.get("score", 0)
+        overall = (
+            overall
+            + lc.token_weight * losses.get("token", 0)
+            + lc.score_weight * losses.get("score", 0)
+        )
         losses["overall"] = overall
         return losses
 
-    def train_step(self, batch: dict) -> Optional[dict]:
+    def train_step(self, batch: dict) -> dict | None:
         """One optimisation step; returns the (process-averaged) scalars, or None if skipped."""
         rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step_in_epoch])
         torch.manual_seed(_step_seed(self.cfg.seed, self.epoch, self.step_in_epoch, self.rank))
@@ -290,11 +354,16 @@ class Trainer:
         finite = dist_utils.all_reduce_min(torch.isfinite(loss).float().detach())
         if finite.item() < 1:
             self.nonfinite_streak += 1
-            logger.warning("non-finite loss at epoch %d step %d: step skipped (%d in a row)",
-                           self.epoch, self.step_in_epoch, self.nonfinite_streak)
+            logger.warning(
+                "non-finite loss at epoch %d step %d: step skipped (%d in a row)",
+                self.epoch,
+                self.step_in_epoch,
+                self.nonfinite_streak,
+            )
             if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
-                raise NonFiniteLossError(f"stopping: {self.nonfinite_streak} consecutive steps "
-                                         f"with a non-finite loss")
+                raise NonFiniteLossError(
+                    f"stopping: {self.nonfinite_streak} consecutive steps with a non-finite loss"
+                )
             return None
         self.nonfinite_streak = 0
         self.scaler.scale(loss).backward()
@@ -304,8 +373,11 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         scalars = {k: dist_utils.all_reduce_mean(v.float()) for k, v in scalars.items()}
-        if self.rank == 0 and self.cfg.image_dump_interval and \
-                self.global_step % self.cfg.image_dump_interval == 0:
+        if (
+            self.rank == 0
+            and self.cfg.image_dump_interval
+            and self.global_step % self.cfg.image_dump_interval == 0
+        ):
             self._dump_images(vis)
         return scalars
 
@@ -363,8 +435,14 @@ class Trainer:
         total = self.sampler.batches_per_epoch()
         if self.cfg.max_steps_per_epoch:
             total = min(total, self.cfg.max_steps_per_epoch)
-        bar = tqdm(total=total, initial=self.step_in_epoch, desc=f"epoch {self.epoch}",
-                   disable=self.rank != 0, dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=total,
+            initial=self.step_in_epoch,
+            desc=f"epoch {self.epoch}",
+            disable=self.rank != 0,
+            dynamic_ncols=True,
+            leave=False,
+        )
         t0, seen, ema_iou = time.perf_counter(), 0, None
         tb_acc: dict[str, list[float]] = {}
         for batch in self.loader:
@@ -381,22 +459,36 @@ class Trainer:
                     tb_acc.setdefault(k, []).append(v)
                 if self.global_step % self.cfg.tb_dump_period == 0:
                     for k, v in tb_acc.items():
-                        self.writer.add_scalar(f"TrainLosses/{k}" if k != "iou" else "TrainMetrics/IoU",
-                                               float(np.mean(v)), self.global_step)
+                        self.writer.add_scalar(
+                            f"TrainLosses/{k}" if k != "iou" else "TrainMetrics/IoU",
+                            float(np.mean(v)),
+                            self.global_step,
+                        )
                     self.writer.add_scalar("TrainStates/learning_rate", lr, self.global_step)
                     tb_acc.clear()
                 rate = seen / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{vals['overall']:.4f}", iou=f"{ema_iou:.3f}", sps=f"{rate:.1f}")
+                bar.set_postfix(
+                    loss=f"{vals['overall']:.4f}", iou=f"{ema_iou:.3f}", sps=f"{rate:.1f}"
+                )
             bar.update(1)
-            if self.cfg.save_last_every_steps and self.step_in_epoch % self.cfg.save_last_every_steps == 0 \
-                    and self.step_in_epoch < total:
+            if (
+                self.cfg.save_last_every_steps
+                and self.step_in_epoch % self.cfg.save_last_every_steps == 0
+                and self.step_in_epoch < total
+            ):
                 self.save("last")
-            if _KILL_AFTER_STEPS and self.global_step == _KILL_AFTER_STEPS:  # fault injection (tests)
+            if (
+                _KILL_AFTER_STEPS and self.global_step == _KILL_AFTER_STEPS
+            ):  # fault injection (tests)
                 os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
         if self.rank == 0:
-            logger.info("epoch %d done: %d steps, %.1f samples/s", self.epoch, self.step_in_epoch,
-                        seen / max(time.perf_counter() - t0, 1e-9))
+            logger.info(
+                "epoch %d done: %d steps, %.1f samples/s",
+                self.epoch,
+                self.step_in_epoch,
+                seen / max(time.perf_counter() - t0, 1e-9),
+            )
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -404,8 +496,9 @@ class Trainer:
         seeds independent of the epoch so that epochs are comparable)."""
         self.model.eval()
         self.valset.set_epoch(0)
-        sampler = ResumableSampler(len(self.valset), self.local_batch, self.world, self.rank,
-                                   shuffle=False)
+        sampler = ResumableSampler(
+            len(self.valset), self.local_batch, self.world, self.rank, shuffle=False
+        )
         loader = self._loader(self.valset, sampler) if len(sampler) else []
         ious, losses = [], []
         for step, batch in enumerate(loader):
@@ -427,13 +520,18 @@ class Trainer:
     def _dump_images(self, vis: dict) -> None:
         from isegm.utils.vis import draw_training_sample
 
-        canvas = draw_training_sample(vis["images"][0], vis["points"][0], vis["gt"][0], vis["pred"][0])
+        canvas = draw_training_sample(
+            vis["images"][0], vis["points"][0], vis["gt"][0], vis["pred"][0]
+        )
         out = self.exp_dir / "vis" / "train"
         out.mkdir(parents=True, exist_ok=True)
         import cv2
 
-        cv2.imwrite(str(out / f"{self.global_step:06d}_instance_segmentation.jpg"),
-                    cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        cv2.imwrite(
+            str(out / f"{self.global_step:06d}_instance_segmentation.jpg"),
+            cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 85],
+        )
         if self.writer is not None:
             self.writer.add_image("TrainSamples", canvas, self.global_step, dataformats="HWC")
 

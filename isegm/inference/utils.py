@@ -1,8 +1,8 @@
 """Model loading for inference."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 
@@ -12,8 +12,9 @@ from isegm.model.is_model import ISModel
 __all__ = ["load_is_model", "CheckpointError"]
 
 
-def load_is_model(checkpoint: Union[str, Path], device: Union[str, torch.device] = "cpu",
-                  variant: Optional[str] = None) -> ISModel:
+def load_is_model(
+    checkpoint: str | Path, device: str | torch.device = "cpu", variant: str | None = None
+) -> ISModel:
     """Load an interactive segmentation model in eval mode, gradients off.
 
     Accepts this project's checkpoints and the published MST / SimpleClick / RITM-style files

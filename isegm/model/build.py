@@ -3,10 +3,11 @@
 Each entry maps a name to a :class:`ModelConfig`; :func:`build_model` turns a name or a config
 into an :class:`ISModel`. The names follow the MST branches (SPEC §1.2-1.5).
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Union
+from typing import Callable
 
 from .config import ModelConfig, SelectionConfig
 from .is_model import ISModel
@@ -20,24 +21,60 @@ _VIT_L = dict(embed_dim=1024, depth=24, num_heads=16)
 _SELECTION = {
     # main: the "slim" 3s model of the seed checkpoint mst-3s-slim-448-base.pth
     "main": SelectionConfig(),
-    "mst-448": SelectionConfig(k_divisor=8, score_heads=6, expert_hidden_ratio=4.0,
-                               cross_mlp_ratio=4.0, cross_heads=8, gamma_init=0.0,
-                               use_gamma2=False, use_score_mlp=True),
-    "mst-224": SelectionConfig(score_blocks=(0, 4, 8), k_divisor=8, kernel_mode="mean",
-                               valid_k_clamp=False, score_heads=8, score_sr=1,
-                               expert_hidden_ratio=4.0, cross_mlp_ratio=1.0, score_dropout=0.0,
-                               cross_heads=8, gamma_init=0.0, use_gamma2=False,
-                               use_score_mlp=True, record_fused=True),
+    "mst-448": SelectionConfig(
+        k_divisor=8,
+        score_heads=6,
+        expert_hidden_ratio=4.0,
+        cross_mlp_ratio=4.0,
+        cross_heads=8,
+        gamma_init=0.0,
+        use_gamma2=False,
+        use_score_mlp=True,
+    ),
+    "mst-224": SelectionConfig(
+        score_blocks=(0, 4, 8),
+        k_divisor=8,
+        kernel_mode="mean",
+        valid_k_clamp=False,
+        score_heads=8,
+        score_sr=1,
+        expert_hidden_ratio=4.0,
+        cross_mlp_ratio=1.0,
+        score_dropout=0.0,
+        cross_heads=8,
+        gamma_init=0.0,
+        use_gamma2=False,
+        use_score_mlp=True,
+        record_fused=True,
+    ),
 }
-_SELECTION["mst-224-6s"] = dataclasses.replace(_SELECTION["mst-224"], score_blocks=(0, 2, 4, 6, 8, 10))
+_SELECTION["mst-224-6s"] = dataclasses.replace(
+    _SELECTION["mst-224"], score_blocks=(0, 2, 4, 6, 8, 10)
+)
 _SELECTION["mst-1024"] = dataclasses.replace(_SELECTION["mst-224"], score_sr=4)
 _SELECTION["mst-224-large"] = dataclasses.replace(
-    _SELECTION["mst-224"], score_blocks=(0, 8, 16), score_sr=4, use_gamma2=True, gamma2_init=0.0,
-    use_score_mlp=False)
-_ABLATION = dict(score_blocks=(0, 4, 8), k_divisor=8, kernel_mode="mean", valid_k_clamp=False,
-                 score_heads=8, score_sr=1, score_moe=False, cross_mlp_ratio=1.0,
-                 score_dropout=0.0, cross_heads=8, use_gamma2=False, use_score_mlp=True,
-                 score_module_name="score_s")
+    _SELECTION["mst-224"],
+    score_blocks=(0, 8, 16),
+    score_sr=4,
+    use_gamma2=True,
+    gamma2_init=0.0,
+    use_score_mlp=False,
+)
+_ABLATION = dict(
+    score_blocks=(0, 4, 8),
+    k_divisor=8,
+    kernel_mode="mean",
+    valid_k_clamp=False,
+    score_heads=8,
+    score_sr=1,
+    score_moe=False,
+    cross_mlp_ratio=1.0,
+    score_dropout=0.0,
+    cross_heads=8,
+    use_gamma2=False,
+    use_score_mlp=True,
+    score_module_name="score_s",
+)
 _SELECTION["at"] = SelectionConfig(token_mode="all_small", **_ABLATION)
 _SELECTION["it"] = SelectionConfig(token_mode="small_topk", **_ABLATION)
 _SELECTION["upconv"] = SelectionConfig(token_mode="upconv", **_ABLATION)
@@ -50,8 +87,14 @@ def selection_preset(name: str, **overrides) -> SelectionConfig:
 
 
 def _mst(sel: str, img_size: int, vit: dict, neck, **kw) -> Callable[[], ModelConfig]:
-    return lambda: ModelConfig(arch="mst", img_size=img_size, neck_out_dims=neck,
-                               selection=selection_preset(sel), **vit, **kw)
+    return lambda: ModelConfig(
+        arch="mst",
+        img_size=img_size,
+        neck_out_dims=neck,
+        selection=selection_preset(sel),
+        **vit,
+        **kw,
+    )
 
 
 _NECK_448 = (128, 256, 512, 1024)
@@ -74,16 +117,32 @@ MODEL_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     "mst_1024_vit_base_1024": _mst("mst-1024", 1024, _VIT_B, _NECK_224),
     # SimpleClick plain-ViT baselines
     "simpleclick_vit_base_448": lambda: ModelConfig(arch="plainvit", img_size=448, **_VIT_B),
-    "simpleclick_vit_large_448": lambda: ModelConfig(arch="plainvit", img_size=448,
-                                                     neck_out_dims=(192, 384, 768, 1536), **_VIT_L),
+    "simpleclick_vit_large_448": lambda: ModelConfig(
+        arch="plainvit", img_size=448, neck_out_dims=(192, 384, 768, 1536), **_VIT_L
+    ),
     # the built-in default: a tiny MST trained by this project on synthetic multi-scale data
     "mst_tiny_224": lambda: ModelConfig(
-        arch="mst", img_size=224, embed_dim=96, depth=6, num_heads=4, neck_out_dims=(32, 64, 128, 256),
-        head_channels=64, selection=selection_preset("main", score_blocks=(1, 3, 5), score_sr=1,
-                                                      score_heads=4, cross_heads=4, fusion_heads=2)),
+        arch="mst",
+        img_size=224,
+        embed_dim=96,
+        depth=6,
+        num_heads=4,
+        neck_out_dims=(32, 64, 128, 256),
+        head_channels=64,
+        selection=selection_preset(
+            "main", score_blocks=(1, 3, 5), score_sr=1, score_heads=4, cross_heads=4, fusion_heads=2
+        ),
+    ),
     "plainvit_tiny_224": lambda: ModelConfig(
-        arch="plainvit", img_size=224, embed_dim=96, depth=6, num_heads=4,
-        neck_out_dims=(32, 64, 128, 256), head_channels=64, window_attention=False),
+        arch="plainvit",
+        img_size=224,
+        embed_dim=96,
+        depth=6,
+        num_heads=4,
+        neck_out_dims=(32, 64, 128, 256),
+        head_channels=64,
+        window_attention=False,
+    ),
 }
 
 
@@ -94,7 +153,11 @@ def get_config(name: str, **overrides) -> ModelConfig:
     return dataclasses.replace(MODEL_CONFIGS[name](), **overrides)
 
 
-def build_model(model: Union[str, ModelConfig], **overrides) -> ISModel:
+def build_model(model: str | ModelConfig, **overrides) -> ISModel:
     """Build an :class:`ISModel` from a registry name or a config (freshly initialised)."""
-    cfg = get_config(model, **overrides) if isinstance(model, str) else dataclasses.replace(model, **overrides)
+    cfg = (
+        get_config(model, **overrides)
+        if isinstance(model, str)
+        else dataclasses.replace(model, **overrides)
+    )
     return ISModel(cfg)

@@ -15,6 +15,7 @@ Every mismatch is a :class:`CheckpointError` whose one-line message names the fi
 missing / unexpected keys or mismatched shapes. Loading is strict; the only keys dropped are
 listed explicitly (``_UNUSED_REFERENCE_KEYS``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,9 @@ import pickle
 import re
 import tempfile
 import types
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -34,9 +36,18 @@ from .config import ModelConfig
 from .is_model import ISModel
 from .patch_embed import resize_pos_embed_checkpoint
 
-__all__ = ["CheckpointError", "save_checkpoint", "read_checkpoint", "load_model_checkpoint",
-           "model_from_reference", "load_mae_weights", "load_simpleclick_init",
-           "config_from_reference", "reference_state_dict_filter", "CHECKPOINT_FORMAT"]
+__all__ = [
+    "CheckpointError",
+    "save_checkpoint",
+    "read_checkpoint",
+    "load_model_checkpoint",
+    "model_from_reference",
+    "load_mae_weights",
+    "load_simpleclick_init",
+    "config_from_reference",
+    "reference_state_dict_filter",
+    "CHECKPOINT_FORMAT",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,13 +81,25 @@ class _Inert:
 
 _INERT_TYPES: dict[str, type] = {}
 _SAFE_GLOBALS = {
-    ("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset"),
-    ("builtins", "dict"), ("builtins", "list"), ("builtins", "tuple"), ("builtins", "slice"),
-    ("builtins", "complex"), ("torch", "Size"), ("torch", "device"),
-    ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"), ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch", "Tensor"), ("torch.nn.parameter", "Parameter"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("numpy", "dtype"),
+    ("collections", "OrderedDict"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("builtins", "dict"),
+    ("builtins", "list"),
+    ("builtins", "tuple"),
+    ("builtins", "slice"),
+    ("builtins", "complex"),
+    ("torch", "Size"),
+    ("torch", "device"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch", "Tensor"),
+    ("torch.nn.parameter", "Parameter"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "dtype"),
 }
 
 
@@ -120,7 +143,7 @@ def plain_data(obj: Any) -> Any:
     return obj
 
 
-def read_checkpoint(path: Union[str, Path]) -> dict:
+def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint file into plain Python data without executing code from it.
 
     Raises:
@@ -133,14 +156,18 @@ def read_checkpoint(path: Union[str, Path]) -> dict:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as first:  # noqa: BLE001 - fall back to the restricted unpickler
         if not _looks_like_pickle_problem(first):
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
-                                  f"(truncated or corrupt?): {_one_line(first)}") from None
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint "
+                f"(truncated or corrupt?): {_one_line(first)}"
+            ) from None
         try:
-            data = torch.load(path, map_location="cpu", weights_only=False,
-                              pickle_module=_restricted_pickle)
+            data = torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle
+            )
         except Exception as e:  # noqa: BLE001
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint "
-                                  f"(truncated or corrupt?): {_one_line(e)}") from None
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {_one_line(e)}"
+            ) from None
     if not isinstance(data, Mapping):
         raise CheckpointError(f"{path}: expected a dict checkpoint, found {type(data).__name__}")
     return dict(data)
@@ -169,7 +196,7 @@ def _block_ids(sd: Mapping[str, Tensor], pattern: str) -> list[int]:
     return sorted({int(m.group(1)) for k in sd if (m := rx.match(k))})
 
 
-def _detect_selection(sd: Mapping[str, Tensor], embed_dim: int, variant: Optional[str], path: str):
+def _detect_selection(sd: Mapping[str, Tensor], embed_dim: int, variant: str | None, path: str):
     """MST selection knobs from the sentinel keys and shapes of a reference state dict."""
     ids_score = _block_ids(sd, "score")
     ids_score_s = _block_ids(sd, "score_s")
@@ -180,11 +207,14 @@ def _detect_selection(sd: Mapping[str, Tensor], embed_dim: int, variant: Optiona
         if variant not in _VARIANTS:
             raise CheckpointError(
                 f"{path}: an AT/IT ablation checkpoint (the two have identical keys and configs); "
-                f"pass variant='at' or variant='it'")
+                f"pass variant='at' or variant='it'"
+            )
         return selection_preset(variant, score_blocks=tuple(ids_score_s))
     if not ids_score:
-        raise CheckpointError(f"{path}: MST checkpoint without any selection block "
-                              f"(no backbone.blocks.<i>.score.* keys)")
+        raise CheckpointError(
+            f"{path}: MST checkpoint without any selection block "
+            f"(no backbone.blocks.<i>.score.* keys)"
+        )
     b = f"backbone.blocks.{ids_score[0]}."
     C = embed_dim
     expert = sd.get(b + "score.cross_attn.proj.expert_s.0.weight")
@@ -196,13 +226,22 @@ def _detect_selection(sd: Mapping[str, Tensor], embed_dim: int, variant: Optiona
     family = "main" if expert_ratio == 1 else ("mst-448" if mlp_ratio == 4 else "mst-224")
     sr = sd.get(b + "score.cross_attn.sr.weight")
     return selection_preset(
-        family, score_blocks=tuple(ids_score), score_sr=int(sr.shape[-1]) if sr is not None else 1,
-        expert_hidden_ratio=expert_ratio, cross_mlp_ratio=mlp_ratio,
-        use_gamma2=(b + "gamma2") in sd, use_score_mlp=(b + "score_mlp.fc1.weight") in sd)
+        family,
+        score_blocks=tuple(ids_score),
+        score_sr=int(sr.shape[-1]) if sr is not None else 1,
+        expert_hidden_ratio=expert_ratio,
+        cross_mlp_ratio=mlp_ratio,
+        use_gamma2=(b + "gamma2") in sd,
+        use_score_mlp=(b + "score_mlp.fc1.weight") in sd,
+    )
 
 
-def config_from_reference(config: Mapping, sd: Mapping[str, Tensor], path: str = "<checkpoint>",
-                          variant: Optional[str] = None) -> ModelConfig:
+def config_from_reference(
+    config: Mapping,
+    sd: Mapping[str, Tensor],
+    path: str = "<checkpoint>",
+    variant: str | None = None,
+) -> ModelConfig:
     """Translate a reference ``@serialize`` config (plain data) + its state dict into a
     :class:`ModelConfig`."""
     cls = config.get("class")
@@ -215,8 +254,10 @@ def config_from_reference(config: Mapping, sd: Mapping[str, Tensor], path: str =
     elif cls in _PLAIN_CLASSES:
         arch = "plainvit"
     else:
-        raise CheckpointError(f"{path}: unsupported model class {cls!r} (expected {_MST_CLASS} "
-                              f"or {_PLAIN_CLASSES[0]})")
+        raise CheckpointError(
+            f"{path}: unsupported model class {cls!r} (expected {_MST_CLASS} "
+            f"or {_PLAIN_CLASSES[0]})"
+        )
     img = bb.get("img_size", 448)
     img = int(img[0] if isinstance(img, (list, tuple)) else img)
     patch = bb.get("patch_size", 16)
@@ -225,20 +266,29 @@ def config_from_reference(config: Mapping, sd: Mapping[str, Tensor], path: str =
     upsample = head.get("upsample", "x1")
     embed_dim = int(bb.get("embed_dim", 768))
     cfg = dict(
-        arch=arch, img_size=img, patch_size=patch, embed_dim=embed_dim,
-        depth=int(bb.get("depth", 12)), num_heads=int(bb.get("num_heads", 12)),
-        mlp_ratio=float(bb.get("mlp_ratio", 4)), qkv_bias=bool(bb.get("qkv_bias", True)),
+        arch=arch,
+        img_size=img,
+        patch_size=patch,
+        embed_dim=embed_dim,
+        depth=int(bb.get("depth", 12)),
+        num_heads=int(bb.get("num_heads", 12)),
+        mlp_ratio=float(bb.get("mlp_ratio", 4)),
+        qkv_bias=bool(bb.get("qkv_bias", True)),
         neck_out_dims=tuple(neck.get("out_dims", (128, 256, 512, 1024))),
         head_channels={"x1": 1, "x2": 2, "x4": 4}[upsample] * int(head.get("channels", 256)),
-        upsample=upsample, head_dropout=float(head.get("dropout_ratio", 0.1)),
+        upsample=upsample,
+        head_dropout=float(head.get("dropout_ratio", 0.1)),
         norm_radius=float(_param(params, "norm_radius", 5)),
         use_disks=bool(_param(params, "use_disks", True)),
         with_prev_mask=bool(_param(params, "with_prev_mask", True)),
         window_attention=not bool(_param(params, "random_split", False)),
-        norm_mean=tuple(mean), norm_std=tuple(std),
+        norm_mean=tuple(mean),
+        norm_std=tuple(std),
     )
     if not cfg["use_disks"]:
-        raise CheckpointError(f"{path}: distance-map click encoding (use_disks=False) is not supported")
+        raise CheckpointError(
+            f"{path}: distance-map click encoding (use_disks=False) is not supported"
+        )
     if arch == "mst":
         cfg["selection"] = _detect_selection(sd, embed_dim, variant, path)
     return ModelConfig(**cfg)
@@ -247,7 +297,8 @@ def config_from_reference(config: Mapping, sd: Mapping[str, Tensor], path: str =
 # keys of the reference files that no forward pass uses (SimpleClick's classifier remnants and
 # the up-convs of an 'x1' head); the loader drops exactly these, everything else is strict
 _UNUSED_REFERENCE_KEYS = re.compile(
-    r"^backbone\.(cls_token|fc_norm\.(weight|bias)|head\.(weight|bias))$")
+    r"^backbone\.(cls_token|fc_norm\.(weight|bias)|head\.(weight|bias))$"
+)
 _UPCONV_KEYS = re.compile(r"^head\.up_conv[12]\.")
 
 
@@ -259,7 +310,7 @@ def reference_state_dict_filter(sd: Mapping[str, Tensor], cfg: ModelConfig) -> d
     """
     out = {}
     for k, v in sd.items():
-        k = k[len("module."):] if k.startswith("module.") else k
+        k = k[len("module.") :] if k.startswith("module.") else k
         if _UNUSED_REFERENCE_KEYS.match(k) or (cfg.upsample == "x1" and _UPCONV_KEYS.match(k)):
             continue
         out[k] = v
@@ -273,8 +324,9 @@ def _describe(keys: Iterable[str], limit: int = 6) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Tensor], path: str,
-                           allow_missing: Optional[re.Pattern] = None) -> list[str]:
+def load_state_dict_strict(
+    model: nn.Module, sd: Mapping[str, Tensor], path: str, allow_missing: re.Pattern | None = None
+) -> list[str]:
     """``load_state_dict`` that fails with one line listing missing / unexpected keys and shape
     mismatches. Keys matching ``allow_missing`` may be absent; returns those that were."""
     own = model.state_dict()
@@ -282,8 +334,11 @@ def load_state_dict_strict(model: nn.Module, sd: Mapping[str, Tensor], path: str
     allowed = [k for k in missing if allow_missing is not None and allow_missing.match(k)]
     missing = [k for k in missing if k not in allowed]
     unexpected = [k for k in sd if k not in own]
-    shapes = [f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in sd if k in own and tuple(sd[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sd
+        if k in own and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f"missing keys: {_describe(missing)}")
@@ -302,8 +357,9 @@ def _float_dtype(sd: Mapping[str, Tensor]) -> torch.dtype:
     return torch.float64 if dtypes == {torch.float64} else torch.float32
 
 
-def model_from_reference(ckpt: Mapping, path: str = "<checkpoint>",
-                         variant: Optional[str] = None) -> ISModel:
+def model_from_reference(
+    ckpt: Mapping, path: str = "<checkpoint>", variant: str | None = None
+) -> ISModel:
     """Build and strictly load a model from a reference-format checkpoint dict."""
     sd = ckpt["state_dict"]
     config = plain_data(ckpt.get("config"))
@@ -315,8 +371,12 @@ def model_from_reference(ckpt: Mapping, path: str = "<checkpoint>",
     return model
 
 
-def load_model_checkpoint(path: Union[str, Path], device: Union[str, torch.device] = "cpu",
-                          variant: Optional[str] = None, eval_mode: bool = True) -> ISModel:
+def load_model_checkpoint(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    variant: str | None = None,
+    eval_mode: bool = True,
+) -> ISModel:
     """Load an interactive model from any supported checkpoint file (see module docstring).
 
     The model keeps the checkpoint's float dtype (float64 weights give a float64 model).
@@ -337,12 +397,15 @@ def load_model_checkpoint(path: Union[str, Path], device: Union[str, torch.devic
     elif "state_dict" in ckpt:
         model = model_from_reference(ckpt, path, variant)
     elif "model" in ckpt and isinstance(ckpt["model"], Mapping):
-        raise CheckpointError(f"{path}: an MAE/ImageNet pretraining file (backbone weights only), "
-                              f"not an interactive segmentation model; use it to initialise "
-                              f"training (load_mae_weights)")
+        raise CheckpointError(
+            f"{path}: an MAE/ImageNet pretraining file (backbone weights only), "
+            f"not an interactive segmentation model; use it to initialise "
+            f"training (load_mae_weights)"
+        )
     else:
-        raise CheckpointError(f"{path}: unknown checkpoint layout (top-level keys: "
-                              f"{_describe(map(str, ckpt))})")
+        raise CheckpointError(
+            f"{path}: unknown checkpoint layout (top-level keys: {_describe(map(str, ckpt))})"
+        )
     model = model.to(device)
     if eval_mode:
         model.eval()
@@ -351,14 +414,19 @@ def load_model_checkpoint(path: Union[str, Path], device: Union[str, torch.devic
     return model
 
 
-def save_checkpoint(path: Union[str, Path], model: ISModel, **extra: Any) -> Path:
+def save_checkpoint(path: str | Path, model: ISModel, **extra: Any) -> Path:
     """Write a self-describing checkpoint atomically (temp file + rename: a kill never leaves a
     truncated file). ``extra`` must be plain data / tensors (epoch, optimizer state, ...)."""
     model = getattr(model, "module", model)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-               "config": model.cfg.to_dict(), "model": model.state_dict(), **extra}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": model.cfg.to_dict(),
+        "model": model.state_dict(),
+        **extra,
+    }
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -371,9 +439,13 @@ def save_checkpoint(path: Union[str, Path], model: ISModel, **extra: Any) -> Pat
 
 
 # --------------------------------------------------------------------------- training inits
-_MAE_DROPPED = re.compile(r"^(cls_token|norm\.(weight|bias)|fc_norm\.(weight|bias)|head\.(weight|bias)|mask_token)$")
-_MST_ONLY = re.compile(r"^backbone\.blocks\.\d+\.(score|score_s|sr_s|norm_s|norm[34567]|"
-                       r"score_cross_attn|score_l_s|score_mlp|gamma2?)(\.|$)")
+_MAE_DROPPED = re.compile(
+    r"^(cls_token|norm\.(weight|bias)|fc_norm\.(weight|bias)|head\.(weight|bias)|mask_token)$"
+)
+_MST_ONLY = re.compile(
+    r"^backbone\.blocks\.\d+\.(score|score_s|sr_s|norm_s|norm[34567]|"
+    r"score_cross_attn|score_l_s|score_mlp|gamma2?)(\.|$)"
+)
 
 
 def _grid_of(model: ISModel) -> tuple[int, int]:
@@ -381,7 +453,7 @@ def _grid_of(model: ISModel) -> tuple[int, int]:
     return g, g
 
 
-def load_mae_weights(model: ISModel, path: Union[str, Path]) -> list[str]:
+def load_mae_weights(model: ISModel, path: str | Path) -> list[str]:
     """Initialise the backbone from an MAE pretraining file (``{'model': {...}}``).
 
     ``pos_embed`` is resized to the model's grid (bicubic, no antialias, cls slot kept);
@@ -392,10 +464,13 @@ def load_mae_weights(model: ISModel, path: Union[str, Path]) -> list[str]:
     ckpt = read_checkpoint(path)
     sd = ckpt.get("model")
     if not isinstance(sd, Mapping) or "pos_embed" not in sd:
-        raise CheckpointError(f"{path}: not an MAE pretraining file ({{'model': {{...}}}} with "
-                              f"pos_embed)")
+        raise CheckpointError(
+            f"{path}: not an MAE pretraining file ({{'model': {{...}}}} with pos_embed)"
+        )
     sd = {f"backbone.{k}": v for k, v in sd.items() if not _MAE_DROPPED.match(k)}
-    sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(sd["backbone.pos_embed"], _grid_of(model))
+    sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(
+        sd["backbone.pos_embed"], _grid_of(model)
+    )
     sub = nn.Module()
     sub.backbone = model.backbone
     left = load_state_dict_strict(sub, sd, path, allow_missing=_MST_ONLY)
@@ -403,7 +478,7 @@ def load_mae_weights(model: ISModel, path: Union[str, Path]) -> list[str]:
     return left
 
 
-def load_simpleclick_init(model: ISModel, path: Union[str, Path]) -> list[str]:
+def load_simpleclick_init(model: ISModel, path: str | Path) -> list[str]:
     """Initialise an MST model from a SimpleClick checkpoint (the 448 recipe): every shared
     weight (click embedding, backbone, neck, head) is loaded; the MST-specific parameters stay
     at init. ``pos_embed`` is resized if the image size differs. Returns the keys left at init."""
@@ -416,7 +491,9 @@ def load_simpleclick_init(model: ISModel, path: Union[str, Path]) -> list[str]:
     else:
         raise CheckpointError(f"{path}: not an interactive-model checkpoint to initialise from")
     if "backbone.pos_embed" in sd:
-        sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(sd["backbone.pos_embed"], _grid_of(model))
+        sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(
+            sd["backbone.pos_embed"], _grid_of(model)
+        )
     left = load_state_dict_strict(model, sd, path, allow_missing=_MST_ONLY)
     logger.info("initialised from %s; %d tensors left at init", path, len(left))
     return left

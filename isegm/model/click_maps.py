@@ -1,4 +1,5 @@
 """Click encoding: disks of radius ``r`` around the positive and the negative clicks."""
+
 from __future__ import annotations
 
 import torch

@@ -5,11 +5,12 @@ Every architecture of the MST release (all nine branches) and the SimpleClick ba
 (SPEC §1.5 lists the knobs a single implementation needs). Configs are stored in our checkpoints
 as plain dicts, so a checkpoint loads with ``torch.load(weights_only=True)``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 __all__ = ["SelectionConfig", "ModelConfig", "TOKEN_MODES", "KERNEL_MODES"]
 
@@ -100,7 +101,7 @@ class ModelConfig:
     window_attention: bool = True
     norm_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     norm_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    selection: Optional[SelectionConfig] = field(default_factory=SelectionConfig)
+    selection: SelectionConfig | None = field(default_factory=SelectionConfig)
 
     def __post_init__(self) -> None:
         if self.arch not in ("mst", "plainvit"):
@@ -123,7 +124,7 @@ class ModelConfig:
         return _lists(d)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -1,7 +1,8 @@
 """Light segmentation head (SegFormer-style all-MLP decoder over the four neck levels)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +24,13 @@ class _ConvReLU(nn.Module):
 
 
 def _up(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 2, stride=2), nn.GroupNorm(1, cout),
-                         nn.Conv2d(cout, cout, 1), nn.GroupNorm(1, cout), nn.GELU())
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 2, stride=2),
+        nn.GroupNorm(1, cout),
+        nn.Conv2d(cout, cout, 1),
+        nn.GroupNorm(1, cout),
+        nn.GELU(),
+    )
 
 
 class SegHead(nn.Module):
@@ -41,8 +47,14 @@ class SegHead(nn.Module):
         dropout: ``Dropout2d`` before the classifier.
     """
 
-    def __init__(self, in_channels: Sequence[int], channels: int = 256, upsample: str = "x1",
-                 dropout: float = 0.1, num_classes: int = 1) -> None:
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        channels: int = 256,
+        upsample: str = "x1",
+        dropout: float = 0.1,
+        num_classes: int = 1,
+    ) -> None:
         super().__init__()
         self.upsample = upsample
         out = {"x1": channels, "x2": channels * 2, "x4": channels * 4}[upsample]
@@ -58,8 +70,12 @@ class SegHead(nn.Module):
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
         size = feats[0].shape[2:]
         outs = [conv(f) for conv, f in zip(self.convs, feats)]
-        outs = [o if o.shape[2:] == size else
-                F.interpolate(o, size=size, mode="bilinear", align_corners=False) for o in outs]
+        outs = [
+            o
+            if o.shape[2:] == size
+            else F.interpolate(o, size=size, mode="bilinear", align_corners=False)
+            for o in outs
+        ]
         x = self.fusion_conv(torch.cat(outs, dim=1))
         if self.upsample in ("x2", "x4"):
             x = self.up_conv1(x)

@@ -7,9 +7,8 @@ head. The forward pass is split so that a predictor can run the image-only part 
 Clicks are fused into the tokens before the first block, so unlike SAM every block still runs
 per click; what is saved is the patch embedding at three scales and their position embeddings.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -51,17 +50,27 @@ class ISModel(nn.Module):
         self.with_prev_mask = cfg.with_prev_mask
         self.backbone = MSTViT(cfg) if cfg.arch == "mst" else PlainViT(cfg)
         self.neck = SimpleFPN(cfg.embed_dim, cfg.neck_out_dims)
-        channels = {"x1": cfg.head_channels, "x2": cfg.head_channels // 2,
-                    "x4": cfg.head_channels // 4}[cfg.upsample]
+        channels = {
+            "x1": cfg.head_channels,
+            "x2": cfg.head_channels // 2,
+            "x4": cfg.head_channels // 4,
+        }[cfg.upsample]
         self.head = SegHead(cfg.neck_out_dims, channels, cfg.upsample, cfg.head_dropout)
-        self.patch_embed_coords = PatchEmbed(cfg.patch_size, 3 if cfg.with_prev_mask else 2,
-                                             cfg.embed_dim)
+        self.patch_embed_coords = PatchEmbed(
+            cfg.patch_size, 3 if cfg.with_prev_mask else 2, cfg.embed_dim
+        )
         # float32 constants, as the reference stores them: a float64 model then matches the
         # float64 reference outputs to 1e-13 (parity README)
-        self.register_buffer("pixel_mean", torch.tensor(cfg.norm_mean, dtype=torch.float32)
-                             .view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(cfg.norm_std, dtype=torch.float32)
-                             .view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "pixel_mean",
+            torch.tensor(cfg.norm_mean, dtype=torch.float32).view(1, 3, 1, 1),
+            persistent=False,
+        )
+        self.register_buffer(
+            "pixel_std",
+            torch.tensor(cfg.norm_std, dtype=torch.float32).view(1, 3, 1, 1),
+            persistent=False,
+        )
 
     def _apply(self, fn, recurse=True):
         # .to(dtype)/.half()/.double() must not round the normalisation constants: rebuild them
@@ -69,7 +78,11 @@ class ISModel(nn.Module):
         super()._apply(fn, recurse)
         device = self.backbone.pos_embed.device
         for name, values in (("pixel_mean", self.cfg.norm_mean), ("pixel_std", self.cfg.norm_std)):
-            setattr(self, name, torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1))
+            setattr(
+                self,
+                name,
+                torch.tensor(values, dtype=torch.float32, device=device).view(1, 3, 1, 1),
+            )
         return self
 
     @property
@@ -102,8 +115,9 @@ class ISModel(nn.Module):
         emb["size"] = (H, W)
         return emb
 
-    def forward_embedded(self, emb: ImageEmbedding, prev_mask: Optional[Tensor],
-                         points: Tensor) -> dict:
+    def forward_embedded(
+        self, emb: ImageEmbedding, prev_mask: Tensor | None, points: Tensor
+    ) -> dict:
         """Click-dependent part: click maps → tokens → blocks → neck → head → upsampling."""
         H, W = emb["size"]
         maps = disk_maps(points, H, W, self.cfg.norm_radius).to(emb["x"].dtype)
@@ -118,12 +132,18 @@ class ISModel(nn.Module):
         fmap = feats.transpose(1, 2).reshape(B, C, gh, gw)
         lowres = self.head(self.neck(fmap))
         instances = F.interpolate(lowres, size=(H, W), mode="bilinear", align_corners=True)
-        return {"instances": instances, "instances_lowres": lowres, "backbone_features": feats,
-                "tokens": records}
+        return {
+            "instances": instances,
+            "instances_lowres": lowres,
+            "backbone_features": feats,
+            "tokens": records,
+        }
 
     def forward(self, image: Tensor, points: Tensor) -> dict:
         if image.shape[1] != (4 if self.with_prev_mask else 3):
-            raise ValueError(f"expected image [B, {4 if self.with_prev_mask else 3}, H, W], "
-                             f"got {tuple(image.shape)}")
+            raise ValueError(
+                f"expected image [B, {4 if self.with_prev_mask else 3}, H, W], "
+                f"got {tuple(image.shape)}"
+            )
         prev = image[:, 3:4] if self.with_prev_mask else None
         return self.forward_embedded(self.encode_image(image[:, :3]), prev, points)

@@ -7,12 +7,11 @@ is cross-attention with a separate query and key/value source, an optional spati
 of the key/value tokens (PVT style, used by the MST ScoreBlock), and per-stream expert
 projections; those are here.
 """
+
 from __future__ import annotations
 
 from functools import partial
-from typing import Optional
 
-import torch
 import torch.nn.functional as F
 from timm.layers import Mlp, use_fused_attn
 from torch import Tensor, nn
@@ -51,8 +50,9 @@ class ExpertProjection(nn.Module):
         super().__init__()
 
         def expert() -> nn.Sequential:
-            return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim),
-                                 nn.Dropout(drop))
+            return nn.Sequential(
+                nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim), nn.Dropout(drop)
+            )
 
         self.expert_s = expert()
         self.expert_l = expert()
@@ -77,8 +77,14 @@ class CrossAttention(nn.Module):
 
     fused_attn: bool
 
-    def __init__(self, dim: int, num_heads: int = 8, sr_ratio: int = 1,
-                 proj: Optional[nn.Module] = None, proj_drop: float = 0.0) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        sr_ratio: int = 1,
+        proj: nn.Module | None = None,
+        proj_drop: float = 0.0,
+    ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} must be divisible by num_heads {num_heads}")
@@ -97,7 +103,7 @@ class CrossAttention(nn.Module):
         B, N, C = t.shape
         return t.reshape(B, N, self.num_heads, C // self.num_heads).transpose(1, 2)
 
-    def key_value(self, y: Tensor, grid: Optional[tuple[int, int]] = None) -> tuple[Tensor, Tensor]:
+    def key_value(self, y: Tensor, grid: tuple[int, int] | None = None) -> tuple[Tensor, Tensor]:
         """K and V of the source tokens ``y [B, M, C]``, each ``[B, heads, M', d]``.
 
         ``grid`` is the (h, w) token grid of ``y``; it is needed only with spatial reduction.
@@ -119,7 +125,7 @@ class CrossAttention(nn.Module):
         out = out.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(out, **proj_kwargs))
 
-    def forward(self, x: Tensor, y: Tensor, grid: Optional[tuple[int, int]] = None) -> Tensor:
+    def forward(self, x: Tensor, y: Tensor, grid: tuple[int, int] | None = None) -> Tensor:
         k, v = self.key_value(y, grid)
         return self.attend(x, k, v)
 

@@ -3,9 +3,10 @@ selected tokens (MST's "CL"), and the score loss on the token scores (SPEC §4).
 
 All are batched over samples, blocks' tokens and scales; none leaves the device.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -24,8 +25,9 @@ class NormalizedFocalLossSigmoid(nn.Module):
         ignore_label: label value excluded from the loss.
     """
 
-    def __init__(self, alpha: float = 0.5, gamma: float = 2.0, eps: float = 1e-12,
-                 ignore_label: int = -1) -> None:
+    def __init__(
+        self, alpha: float = 0.5, gamma: float = 2.0, eps: float = 1e-12, ignore_label: int = -1
+    ) -> None:
         super().__init__()
         self.alpha, self.gamma, self.eps, self.ignore_label = alpha, gamma, eps, ignore_label
 
@@ -34,7 +36,10 @@ class NormalizedFocalLossSigmoid(nn.Module):
         p = torch.sigmoid(logits)
         weight = (label != self.ignore_label).to(logits.dtype)
         is_pos = label > 0.5
-        alpha = torch.where(is_pos, torch.full_like(p, self.alpha), torch.full_like(p, 1 - self.alpha)) * weight
+        alpha = (
+            torch.where(is_pos, torch.full_like(p, self.alpha), torch.full_like(p, 1 - self.alpha))
+            * weight
+        )
         pt = torch.where(weight > 0, 1 - (label - p).abs(), torch.ones_like(p))
         beta = (1 - pt) ** self.gamma
         dims = tuple(range(2, logits.dim()))
@@ -73,7 +78,9 @@ class TokenContrastiveLoss(nn.Module):
             large scale too (SPEC §4.2, §8.14). Off by default.
     """
 
-    def __init__(self, patches: Mapping[str, int] | None = None, reference_quirks: bool = False) -> None:
+    def __init__(
+        self, patches: Mapping[str, int] | None = None, reference_quirks: bool = False
+    ) -> None:
         super().__init__()
         self.patches = dict(patches or {"s": 8, "l": 32})
         self.reference_quirks = reference_quirks
@@ -123,8 +130,13 @@ class ScoreLoss(nn.Module):
     (not NaN) when no sample has a positive click.
     """
 
-    def __init__(self, mode: str = "focal", alpha: float = 0.25, gamma: float = 2.0,
-                 patches: Mapping[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str = "focal",
+        alpha: float = 0.25,
+        gamma: float = 2.0,
+        patches: Mapping[str, int] | None = None,
+    ) -> None:
         super().__init__()
         if mode not in ("focal", "mse"):
             raise ValueError(f"mode must be 'focal' or 'mse', got {mode!r}")
@@ -135,8 +147,11 @@ class ScoreLoss(nn.Module):
         if self.mode == "mse":
             return (p - t) ** 2
         p = p.clamp(1e-7, 1 - 1e-7)
-        return torch.where(t > 0.5, -self.alpha * (1 - p) ** self.gamma * torch.log(p),
-                           -(1 - self.alpha) * p ** self.gamma * torch.log(1 - p))
+        return torch.where(
+            t > 0.5,
+            -self.alpha * (1 - p) ** self.gamma * torch.log(p),
+            -(1 - self.alpha) * p**self.gamma * torch.log(1 - p),
+        )
 
     def forward(self, tokens: Sequence[Mapping[str, Tensor]], gt: Tensor) -> Tensor:
         per_block = []

@@ -9,9 +9,10 @@ dtype, so a float64 model reproduces the float64 reference to 1e-13.
 timm's ``resample_patch_embed`` / ``resample_abs_pos_embed`` compute in float32, which is not
 exact enough for the float64 parity fixtures, hence these few lines.
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,7 @@ from torch import Tensor
 __all__ = ["pi_resize_matrix", "pi_resize_kernel", "resize_pos_grid", "resize_pos_embed_checkpoint"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pinv_float64(old: tuple[int, int], new: tuple[int, int]) -> Tensor:
     basis = torch.eye(old[0] * old[1], dtype=torch.float64).reshape(-1, 1, *old)
     resized = F.interpolate(basis, size=new, mode="bicubic", antialias=True)
@@ -28,8 +29,9 @@ def _pinv_float64(old: tuple[int, int], new: tuple[int, int]) -> Tensor:
     return torch.linalg.pinv(resize_matrix)  # [new_n, old_n]
 
 
-def pi_resize_matrix(old: tuple[int, int], new: tuple[int, int], device: torch.device,
-                     dtype: torch.dtype) -> Tensor:
+def pi_resize_matrix(
+    old: tuple[int, int], new: tuple[int, int], device: torch.device, dtype: torch.dtype
+) -> Tensor:
     """Pseudo-inverse of the bicubic (antialiased) resize from ``old`` to ``new``,
     ``[new_h*new_w, old_h*old_w]``."""
     return _pinv_float64(tuple(old), tuple(new)).to(device=device, dtype=dtype)
@@ -45,8 +47,9 @@ def pi_resize_kernel(weight: Tensor, new: tuple[int, int]) -> Tensor:
     return (weight.reshape(O * I, h * w) @ pinv.T).reshape(O, I, *new)
 
 
-def resize_pos_grid(pos: Tensor, old: tuple[int, int], new: tuple[int, int],
-                    antialias: bool = True) -> Tensor:
+def resize_pos_grid(
+    pos: Tensor, old: tuple[int, int], new: tuple[int, int], antialias: bool = True
+) -> Tensor:
     """Resize grid position embeddings ``[1, old_h*old_w, C]`` → ``[1, new_h*new_w, C]``
     (bicubic; antialiased as MST does at every forward pass)."""
     if tuple(old) == tuple(new):
@@ -57,19 +60,24 @@ def resize_pos_grid(pos: Tensor, old: tuple[int, int], new: tuple[int, int],
     return grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], C)
 
 
-def resize_pos_embed_checkpoint(pos_embed: Tensor, new_grid: tuple[int, int],
-                                num_prefix: int = 1) -> Tensor:
+def resize_pos_embed_checkpoint(
+    pos_embed: Tensor, new_grid: tuple[int, int], num_prefix: int = 1
+) -> Tensor:
     """Resize a checkpoint's ``pos_embed [1, prefix + n, C]`` (square grid) to ``new_grid``,
     keeping the prefix (cls) slots: bicubic, align_corners=False, no antialias — what the
     reference does when it adapts MAE/SimpleClick weights to another image size."""
     n = pos_embed.shape[1] - num_prefix
-    side = int(round(n ** 0.5))
+    side = int(round(n**0.5))
     if side * side != n:
         raise ValueError(f"pos_embed has {n} grid tokens, not a square grid")
     if (side, side) == tuple(new_grid):
         return pos_embed
     prefix, grid = pos_embed[:, :num_prefix], pos_embed[:, num_prefix:]
     dtype = grid.dtype
-    grid = resize_pos_grid(grid.float() if dtype in (torch.float16, torch.bfloat16) else grid,
-                           (side, side), tuple(new_grid), antialias=False).to(dtype)
+    grid = resize_pos_grid(
+        grid.float() if dtype in (torch.float16, torch.bfloat16) else grid,
+        (side, side),
+        tuple(new_grid),
+        antialias=False,
+    ).to(dtype)
     return torch.cat([prefix, grid], dim=1)

@@ -7,10 +7,10 @@ uses a straight-through estimator: the forward pass gathers the selected tokens,
 pass sends gradient to the scores (SPEC §2). Everything is batched: no loop over samples or
 tokens, no host synchronisation.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,9 @@ def click_kernel(x_b: Tensor, pos_idx: Tensor, mode: str) -> tuple[Tensor, Tenso
     return F.normalize(pooled, dim=-1).unsqueeze(1), has_pos
 
 
-def select_topk(scores: Tensor, k: int, cfg: SelectionConfig) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def select_topk(
+    scores: Tensor, k: int, cfg: SelectionConfig
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Top-k of ``scores [B, N]`` with the straight-through weights of the reference.
 
     Returns:
@@ -105,10 +107,18 @@ class ScoreBlock(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
         self.norm3 = nn.LayerNorm(dim)
-        proj = (ExpertProjection(dim, int(dim * cfg.expert_hidden_ratio), cfg.score_dropout)
-                if cfg.score_moe else None)
-        self.cross_attn = CrossAttention(dim, cfg.score_heads, sr_ratio=cfg.score_sr, proj=proj,
-                                         proj_drop=cfg.score_dropout if cfg.score_moe else 0.0)
+        proj = (
+            ExpertProjection(dim, int(dim * cfg.expert_hidden_ratio), cfg.score_dropout)
+            if cfg.score_moe
+            else None
+        )
+        self.cross_attn = CrossAttention(
+            dim,
+            cfg.score_heads,
+            sr_ratio=cfg.score_sr,
+            proj=proj,
+            proj_drop=cfg.score_dropout if cfg.score_moe else 0.0,
+        )
         self.cross_mlp = make_mlp(dim, int(dim * cfg.cross_mlp_ratio), cfg.score_dropout)
 
     def base_key_value(self, x_b: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -130,14 +140,16 @@ class ScoreBlock(nn.Module):
         scores = (cos + 1) / 2
         return scores * has_pos.unsqueeze(-1).to(scores.dtype)
 
-    def forward(self, x: Tensor, kv: tuple[Tensor, Tensor], kernel: Tensor, has_pos: Tensor,
-                stream: str) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, x: Tensor, kv: tuple[Tensor, Tensor], kernel: Tensor, has_pos: Tensor, stream: str
+    ) -> tuple[Tensor, Tensor]:
         x = self.update(x, kv, stream)
         return x, self.score(x, kernel, has_pos)
 
 
-def select_stream(x: Tensor, pos: Tensor, scores: Tensor, cfg: SelectionConfig,
-                  record: Optional[dict], suffix: str) -> Tensor:
+def select_stream(
+    x: Tensor, pos: Tensor, scores: Tensor, cfg: SelectionConfig, record: dict | None, suffix: str
+) -> Tensor:
     """Top-k of one stream: gathered tokens (stream token + its position embedding, as the
     reference does) times the straight-through weights, ``[B, k, C]``."""
     k = max(1, x.shape[1] // cfg.k_divisor)  # at least one token on very small inputs

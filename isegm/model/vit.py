@@ -4,9 +4,8 @@ Both are built on timm's ``Block`` with MAE parameter names, and both split thei
 into an image-only part (:meth:`embed_image`, computed once per image by the predictor) and a
 click-dependent part (:meth:`forward_tokens`).
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +45,7 @@ class PatchEmbed(nn.Module):
             self._kernels[key] = pi_resize_kernel(w.detach(), (p, p))
         return self._kernels[key]
 
-    def forward(self, x: Tensor, patch_size: Optional[int] = None) -> Tensor:
+    def forward(self, x: Tensor, patch_size: int | None = None) -> Tensor:
         """``x [B, in, H, W]`` → tokens ``[B, (H/p)(W/p), C]`` in row-major order."""
         p = patch_size or self.patch_size
         return F.conv2d(x, self.kernel(p), self.proj.bias, stride=p).flatten(2).transpose(1, 2)
@@ -74,9 +73,12 @@ class PlainViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, 3, C)
         grid = cfg.img_size // cfg.patch_size
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid + 1, C) * 0.02)
-        self.blocks = nn.Sequential(*[
-            Block(C, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=LayerNorm6)
-            for _ in range(cfg.depth)])
+        self.blocks = nn.Sequential(
+            *[
+                Block(C, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=LayerNorm6)
+                for _ in range(cfg.depth)
+            ]
+        )
         self.global_every = 6 if cfg.depth == 12 else max(cfg.depth // 4, 1)
 
     def no_weight_decay(self) -> set[str]:
@@ -92,7 +94,9 @@ class PlainViT(nn.Module):
         win = 224 // self.cfg.patch_size
         return max(grid[0] // win, 1), max(grid[1] // win, 1)
 
-    def forward_tokens(self, emb: dict, click_tokens: Tensor, points: Tensor) -> tuple[Tensor, list]:
+    def forward_tokens(
+        self, emb: dict, click_tokens: Tensor, points: Tensor
+    ) -> tuple[Tensor, list]:
         x = (emb["x"] + click_tokens) + emb["pos"]
         B, N, C = x.shape
         gh, gw = emb["grid"]
@@ -103,7 +107,11 @@ class PlainViT(nn.Module):
             else:  # attention within each window: fold the windows into the batch
                 w = x.view(B, nh, gh // nh, nw, gw // nw, C).permute(0, 1, 3, 2, 4, 5)
                 w = blk(w.reshape(B * nh * nw, -1, C))
-                x = w.view(B, nh, nw, gh // nh, gw // nw, C).permute(0, 1, 3, 2, 4, 5).reshape(B, N, C)
+                x = (
+                    w.view(B, nh, nw, gh // nh, gw // nw, C)
+                    .permute(0, 1, 3, 2, 4, 5)
+                    .reshape(B, N, C)
+                )
         return x, []
 
 
@@ -116,8 +124,9 @@ class MSTBlock(Block):
     block's own attention and MLP.
     """
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool,
-                 sel: SelectionConfig) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool, sel: SelectionConfig
+    ) -> None:
         super().__init__(dim, num_heads, mlp_ratio, qkv_bias=qkv_bias, norm_layer=LayerNorm6)
         self.sel = sel
         if sel.token_mode == "upconv":
@@ -139,8 +148,9 @@ class MSTBlock(Block):
             self.norm5 = LayerNorm6(dim)
             self.score_mlp = make_mlp(dim, int(dim * mlp_ratio))
 
-    def select(self, x_b: Tensor, streams: dict, pos_idx: Tensor, grid: tuple[int, int],
-               first: bool) -> tuple[Tensor, dict]:
+    def select(
+        self, x_b: Tensor, streams: dict, pos_idx: Tensor, grid: tuple[int, int], first: bool
+    ) -> tuple[Tensor, dict]:
         """Updates ``streams`` in place (they persist to the next selection block) and returns
         the updated base tokens and the record of this block (the training losses read it)."""
         sel = self.sel
@@ -169,7 +179,9 @@ class MSTBlock(Block):
                     x_l, scores_l = score(streams["x_l"], kv, kernel, has_pos, "l")
                     streams["x_l"] = x_l
                     sel_l = select_stream(x_l, streams["pos_l"], scores_l, sel, rec, "l")
-                    context = sel_s + self.score_l_s(self.norm6(sel_s), self.norm7(sel_l)) * self.gamma
+                    context = (
+                        sel_s + self.score_l_s(self.norm6(sel_s), self.norm7(sel_l)) * self.gamma
+                    )
                     rec.update(sel_tokens_l=sel_l, kernel_l=kernel, pos_scores_l=scores_l)
                 rec["sel_tokens_s"] = context if sel.record_fused else sel_s
         update = self.score_cross_attn(self.norm3(x_b), self.norm4(context))
@@ -194,10 +206,16 @@ class MSTViT(nn.Module):
         self.patch_embed = PatchEmbed(cfg.patch_size, 3, C)
         grid = cfg.img_size // cfg.patch_size
         self.pos_embed = nn.Parameter(torch.randn(1, grid * grid + 1, C) * 0.02)
-        self.blocks = nn.Sequential(*[
-            MSTBlock(C, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, sel) if i in sel.score_blocks
-            else Block(C, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=LayerNorm6)
-            for i in range(cfg.depth)])
+        self.blocks = nn.Sequential(
+            *[
+                MSTBlock(C, cfg.num_heads, cfg.mlp_ratio, cfg.qkv_bias, sel)
+                if i in sel.score_blocks
+                else Block(
+                    C, cfg.num_heads, cfg.mlp_ratio, qkv_bias=cfg.qkv_bias, norm_layer=LayerNorm6
+                )
+                for i in range(cfg.depth)
+            ]
+        )
 
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}
@@ -211,14 +229,21 @@ class MSTViT(nn.Module):
         pos = self.pos_embed[:, 1:]
         g_s, g_b, g_l = _grid(image, p_s), _grid(image, p_b), _grid(image, p_l)
         pos_s = resize_pos_grid(pos, stored, g_s)
-        emb = {"x": self.patch_embed(image), "pos": resize_pos_grid(pos, stored, g_b), "grid": g_b,
-               "x_s": self.patch_embed(image, p_s) + pos_s, "pos_s": pos_s}
+        emb = {
+            "x": self.patch_embed(image),
+            "pos": resize_pos_grid(pos, stored, g_b),
+            "grid": g_b,
+            "x_s": self.patch_embed(image, p_s) + pos_s,
+            "pos_s": pos_s,
+        }
         if sel.token_mode == "multiscale":
             pos_l = resize_pos_grid(pos, stored, g_l)
             emb.update(x_l=self.patch_embed(image, p_l) + pos_l, pos_l=pos_l)
         return emb
 
-    def forward_tokens(self, emb: dict, click_tokens: Tensor, points: Tensor) -> tuple[Tensor, list]:
+    def forward_tokens(
+        self, emb: dict, click_tokens: Tensor, points: Tensor
+    ) -> tuple[Tensor, list]:
         """Click-dependent part. Returns base tokens ``[B, N_b, C]`` and one record per
         selection block."""
         x = (emb["x"] + click_tokens) + emb["pos"]

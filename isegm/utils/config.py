@@ -3,11 +3,13 @@
 Relative paths in the file are resolved against the folder that holds the file, so a fresh
 clone works from any working directory.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

@@ -3,16 +3,24 @@
 Works under ``torchrun`` (reads ``RANK`` / ``WORLD_SIZE`` / ``LOCAL_RANK``) and under
 ``torch.multiprocessing.spawn``; NCCL on CUDA, gloo on CPU.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["get_rank", "get_world_size", "is_main_process", "barrier", "all_reduce_mean",
-           "init_distributed", "torchrun_env", "cleanup"]
+__all__ = [
+    "get_rank",
+    "get_world_size",
+    "is_main_process",
+    "barrier",
+    "all_reduce_mean",
+    "init_distributed",
+    "torchrun_env",
+    "cleanup",
+]
 
 
 def is_initialized() -> bool:
@@ -52,11 +60,14 @@ def all_reduce_min(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def torchrun_env() -> Optional[tuple[int, int, int]]:
+def torchrun_env() -> tuple[int, int, int] | None:
     """``(rank, world_size, local_rank)`` if launched by torchrun, else None."""
     if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        return (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
-                int(os.environ.get("LOCAL_RANK", 0)))
+        return (
+            int(os.environ["RANK"]),
+            int(os.environ["WORLD_SIZE"]),
+            int(os.environ.get("LOCAL_RANK", 0)),
+        )
     return None
 
 

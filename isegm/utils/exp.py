@@ -1,6 +1,7 @@
 """Experiment folders: ``<EXPS_PATH>/<model_base_name>/<NNN>_<exp_name>/`` with
 ``checkpoints/``, ``vis/``, ``logs/``, ``tb/``, a copy of the experiment script and the resolved
 run configuration (``config.yaml``: arguments, paths, git revision, versions)."""
+
 from __future__ import annotations
 
 import logging
@@ -9,15 +10,22 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
 
 import torch
 import yaml
 
-__all__ = ["create_experiment_dir", "find_experiment_dir", "find_resume_checkpoint",
-           "write_run_config", "setup_logging", "ExperimentError"]
+__all__ = [
+    "create_experiment_dir",
+    "find_experiment_dir",
+    "find_resume_checkpoint",
+    "write_run_config",
+    "setup_logging",
+    "ExperimentError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +44,7 @@ def _numbered(root: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def create_experiment_dir(exps_root: Path, family: str, exp_name: str, script: Optional[Path]) -> Path:
+def create_experiment_dir(exps_root: Path, family: str, exp_name: str, script: Path | None) -> Path:
     """A new numbered experiment folder (``000_name``, ``001_name``, ...)."""
     root = Path(exps_root) / family
     root.mkdir(parents=True, exist_ok=True)
@@ -57,10 +65,14 @@ def find_experiment_dir(exps_root: Path, family: str, resume_exp: str) -> Path:
     direct = Path(resume_exp)
     if direct.is_dir() and (direct / "checkpoints").is_dir():
         return direct
-    candidates = [p for _, p in _numbered(Path(exps_root) / family) if p.name.startswith(resume_exp)]
+    candidates = [
+        p for _, p in _numbered(Path(exps_root) / family) if p.name.startswith(resume_exp)
+    ]
     if len(candidates) != 1:
-        raise ExperimentError(f"--resume-exp {resume_exp!r}: expected one experiment folder in "
-                              f"{Path(exps_root) / family} starting with it, found {len(candidates)}")
+        raise ExperimentError(
+            f"--resume-exp {resume_exp!r}: expected one experiment folder in "
+            f"{Path(exps_root) / family} starting with it, found {len(candidates)}"
+        )
     return candidates[0]
 
 
@@ -68,21 +80,29 @@ def find_resume_checkpoint(exp_dir: Path, prefix: str = "last") -> Path:
     """``checkpoints/<prefix>*.pth`` (exactly one must match)."""
     matches = sorted((exp_dir / "checkpoints").glob(f"{prefix}*.pth"))
     if len(matches) != 1:
-        raise ExperimentError(f"--resume-prefix {prefix!r}: expected one checkpoint "
-                              f"{exp_dir}/checkpoints/{prefix}*.pth, found {len(matches)}")
+        raise ExperimentError(
+            f"--resume-prefix {prefix!r}: expected one checkpoint "
+            f"{exp_dir}/checkpoints/{prefix}*.pth, found {len(matches)}"
+        )
     return matches[0]
 
 
 def _git_revision() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
 def write_run_config(exp_dir: Path, args: Mapping[str, Any], extra: Mapping[str, Any]) -> None:
     """Write the resolved configuration, git revision and environment to ``config.yaml``."""
+
     def plain(v: Any) -> Any:
         if isinstance(v, (str, int, float, bool)) or v is None:
             return v
@@ -92,21 +112,30 @@ def write_run_config(exp_dir: Path, args: Mapping[str, Any], extra: Mapping[str,
             return [plain(x) for x in v]
         return str(v)
 
-    info = {"args": plain(dict(args)), **plain(dict(extra)), "git": _git_revision(),
-            "python": sys.version.split()[0], "torch": str(torch.__version__),
-            "platform": platform.platform(), "command": " ".join(sys.argv),
-            "time": datetime.now().isoformat(timespec="seconds")}
+    info = {
+        "args": plain(dict(args)),
+        **plain(dict(extra)),
+        "git": _git_revision(),
+        "python": sys.version.split()[0],
+        "torch": str(torch.__version__),
+        "platform": platform.platform(),
+        "command": " ".join(sys.argv),
+        "time": datetime.now().isoformat(timespec="seconds"),
+    }
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
 
 
-def setup_logging(log_dir: Optional[Path], rank: int = 0, level: int = logging.INFO) -> None:
+def setup_logging(log_dir: Path | None, rank: int = 0, level: int = logging.INFO) -> None:
     """Console + file logging on rank 0; warnings only on the other ranks."""
     root = logging.getLogger()
     root.setLevel(level if rank == 0 else logging.WARNING)
-    fmt = logging.Formatter(f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s",
-                            "%H:%M:%S")
-    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-               for h in root.handlers):
+    fmt = logging.Formatter(
+        f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
+    )
+    if not any(
+        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        for h in root.handlers
+    ):
         h = logging.StreamHandler()
         h.setFormatter(fmt)
         root.addHandler(h)

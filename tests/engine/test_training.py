@@ -1,5 +1,6 @@
 """Training: the model learns, DDP equals one process, kill -9 + resume is exact, a training
 checkpoint evaluates, bad flags stop at start with one line."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ pytestmark = pytest.mark.slow
 
 def _run(args, env=None, timeout=600, check=True):
     env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -46,12 +48,39 @@ def single_run(tmp_path_factory):
 
 def test_ddp_two_processes_equal_single_process(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TINY_ARCH": "plainvit"}
-    _run(["train.py", EXP, "--cpu", "--workers", "0", "--exps-path", str(tmp_path / "one"),
-          "--exp-name", "a"], env={"TINY_ARCH": "plainvit"})
+    _run(
+        [
+            "train.py",
+            EXP,
+            "--cpu",
+            "--workers",
+            "0",
+            "--exps-path",
+            str(tmp_path / "one"),
+            "--exp-name",
+            "a",
+        ],
+        env={"TINY_ARCH": "plainvit"},
+    )
     single_run = _only_dir(tmp_path / "one")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", str(29000 + os.getpid() % 1000), "dis_train.py", EXP, "--cpu",
-           "--workers", "0", "--exps-path", str(tmp_path / "two"), "--exp-name", "ddp"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(29000 + os.getpid() % 1000),
+        "dis_train.py",
+        EXP,
+        "--cpu",
+        "--workers",
+        "0",
+        "--exps-path",
+        str(tmp_path / "two"),
+        "--exp-name",
+        "ddp",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ddp_dir = _only_dir(tmp_path / "two")
@@ -70,6 +99,7 @@ def test_ddp_two_processes_equal_single_process(tmp_path):
 def _init_weights():
     os.environ["TINY_ARCH"] = "plainvit"
     import importlib.util
+
     spec = importlib.util.spec_from_file_location("tiny_exp", EXP)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -81,14 +111,35 @@ def _init_weights():
 
 
 def test_kill_and_resume_gives_same_weights(single_run, tmp_path):
-    args = ["train.py", EXP, "--cpu", "--workers", "0", "--exps-path", str(tmp_path), "--exp-name", "k"]
+    args = [
+        "train.py",
+        EXP,
+        "--cpu",
+        "--workers",
+        "0",
+        "--exps-path",
+        str(tmp_path),
+        "--exp-name",
+        "k",
+    ]
     killed = _run(args, env={"ISEGM_KILL_AFTER_STEPS": "5"}, check=False)
     assert killed.returncode == -9  # really killed mid-run (epoch 1, step 1)
     exp_dir = _only_dir(tmp_path)
     state = torch.load(exp_dir / "checkpoints" / "last.pth", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
-    _run(["train.py", EXP, "--cpu", "--workers", "0", "--exps-path", str(tmp_path),
-          "--resume-exp", exp_dir.name[:3]])
+    _run(
+        [
+            "train.py",
+            EXP,
+            "--cpu",
+            "--workers",
+            "0",
+            "--exps-path",
+            str(tmp_path),
+            "--resume-exp",
+            exp_dir.name[:3],
+        ]
+    )
     resumed, straight = _weights(exp_dir), _weights(single_run)
     for k in straight:
         assert torch.equal(resumed[k], straight[k]), k
@@ -120,16 +171,32 @@ def test_learns_on_synthetic(tmp_path):
     torch.manual_seed(0)
     sel = selection_preset("main", score_blocks=(1, 3), score_sr=1)
     model = build_model("mst_tiny_224", img_size=96, depth=4, selection=sel)
-    kw = dict(image_size=96, points_sampler=MultiPointSampler(6, prob_gamma=0.8), min_object_area=8,
-              objects_per_image=(1, 3), scale="large")
+    kw = dict(
+        image_size=96,
+        points_sampler=MultiPointSampler(6, prob_gamma=0.8),
+        min_object_area=8,
+        objects_per_image=(1, 3),
+        scale="large",
+    )
     train = SyntheticMultiScaleDataset(num_samples=4000, **kw)
     val = SyntheticMultiScaleDataset(num_samples=32, seed=5, **kw)
-    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3, milestones=(100,), workers=0,
-                      max_steps_per_epoch=120, image_dump_interval=0, checkpoint_interval=0,
-                      max_num_next_clicks=2)
+    cfg = TrainConfig(
+        epochs=1,
+        batch_size=8,
+        lr=1e-3,
+        milestones=(100,),
+        workers=0,
+        max_steps_per_epoch=120,
+        image_dump_interval=0,
+        checkpoint_interval=0,
+        max_num_next_clicks=2,
+    )
     (tmp_path / "checkpoints").mkdir()
-    trainer = Trainer(model, cfg, LossConfig(token_weight=0.1, score_weight=0.1), train, val, tmp_path, "cpu")
+    trainer = Trainer(
+        model, cfg, LossConfig(token_weight=0.1, score_weight=0.1), train, val, tmp_path, "cpu"
+    )
     from torch.utils.tensorboard import SummaryWriter
+
     trainer.writer = SummaryWriter(str(tmp_path / "tb"))
     before = trainer.validate()
     trainer.train_epoch()
@@ -138,15 +205,35 @@ def test_learns_on_synthetic(tmp_path):
 
 
 def test_bad_flags_stop_with_one_line(tmp_path):
-    no_gpu = _run(["dis_train.py", "models/adaptivevit_base448_cclvs.py", "--batch-size", "60",
-                   "--model_base_name", "cclvs_adaptivevit_base448", "--exp-name", "3s_mst",
-                   "--gpus", "0,1,2,3,4,5", "--dport", "29500", "--workers", "2", "--img_size", "448",
-                   "--amp"], check=False)
+    no_gpu = _run(
+        [
+            "dis_train.py",
+            "models/adaptivevit_base448_cclvs.py",
+            "--batch-size",
+            "60",
+            "--model_base_name",
+            "cclvs_adaptivevit_base448",
+            "--exp-name",
+            "3s_mst",
+            "--gpus",
+            "0,1,2,3,4,5",
+            "--dport",
+            "29500",
+            "--workers",
+            "2",
+            "--img_size",
+            "448",
+            "--amp",
+        ],
+        check=False,
+    )
     if not torch.cuda.is_available():
         assert no_gpu.returncode == 2
         assert no_gpu.stderr.strip().count("\n") == 0 and "CUDA is not available" in no_gpu.stderr
-    no_data = _run(["train.py", "models/adaptivevit_base448_cclvs.py", "--cpu", "--exps-path",
-                    str(tmp_path)], check=False)
+    no_data = _run(
+        ["train.py", "models/adaptivevit_base448_cclvs.py", "--cpu", "--exps-path", str(tmp_path)],
+        check=False,
+    )
     assert no_data.returncode == 2 and "LVIS_v1_PATH" in no_data.stderr
     assert no_data.stderr.strip().count("\n") == 0
     missing = _run(["train.py", "models/does_not_exist.py", "--cpu"], check=False)

@@ -2,7 +2,9 @@
 instance loss only (so a 2-process run equals a 1-process run with the same global batch).
 ``TINY_ARCH=plainvit`` uses the plain ViT: no discrete top-k whose near-ties float noise could flip.
 """
+
 import os
+
 from isegm.data.datasets.synthetic import SyntheticMultiScaleDataset
 from isegm.data.points_sampler import MultiPointSampler
 from isegm.engine.trainer import LossConfig, TrainConfig
@@ -20,14 +22,31 @@ def init_model(cfg):
 
 
 def get_datasets(cfg):
-    train = SyntheticMultiScaleDataset(num_samples=64, image_size=64, seed=3, scale="large",
-                                       objects_per_image=(1, 2), points_sampler=MultiPointSampler(4),
-                                       min_object_area=8)
+    train = SyntheticMultiScaleDataset(
+        num_samples=64,
+        image_size=64,
+        seed=3,
+        scale="large",
+        objects_per_image=(1, 2),
+        points_sampler=MultiPointSampler(4),
+        min_object_area=8,
+    )
     return train, None
 
 
 def get_train_config(cfg):
-    return (TrainConfig(epochs=2, batch_size=4, lr=1e-3, milestones=(1,), max_steps_per_epoch=4,
-                        checkpoint_interval=0, image_dump_interval=0, save_last_every_steps=1,
-                        click_reset_prob=0.2, max_num_next_clicks=2),
-            LossConfig(instance_weight=1.0))
+    return (
+        TrainConfig(
+            epochs=2,
+            batch_size=4,
+            lr=1e-3,
+            milestones=(1,),
+            max_steps_per_epoch=4,
+            checkpoint_interval=0,
+            image_dump_interval=0,
+            save_last_every_steps=1,
+            click_reset_prob=0.2,
+            max_num_next_clicks=2,
+        ),
+        LossConfig(instance_weight=1.0),
+    )

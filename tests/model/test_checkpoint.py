@@ -1,4 +1,5 @@
 """Checkpoint round trips and one-line errors for bad files."""
+
 from __future__ import annotations
 
 import re
@@ -8,8 +9,12 @@ import torch
 
 from isegm.inference.utils import load_is_model
 from isegm.model import build_model
-from isegm.model.checkpoint import (CheckpointError, load_mae_weights, load_simpleclick_init,
-                                    save_checkpoint)
+from isegm.model.checkpoint import (
+    CheckpointError,
+    load_mae_weights,
+    load_simpleclick_init,
+    save_checkpoint,
+)
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -32,8 +37,9 @@ def test_own_checkpoint_roundtrip_weights_only(tiny, tmp_path):
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     img, pts = torch.rand(1, 4, 224, 224), torch.tensor([[[100.0, 80, 0], [-1, -1, -1]]])
     with torch.no_grad():
-        torch.testing.assert_close(loaded(img, pts)["instances"], tiny(img, pts)["instances"],
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            loaded(img, pts)["instances"], tiny(img, pts)["instances"], rtol=0, atol=0
+        )
 
 
 def test_missing_file(tmp_path):
@@ -62,10 +68,13 @@ def test_mae_file_given_as_model(tmp_path):
 def test_wrong_architecture_names_keys(tiny, tmp_path, parity_dir):
     """A SimpleClick state dict under an MST config: missing and unexpected keys are named."""
     from isegm.model.checkpoint import plain_data, read_checkpoint
+
     mst = read_checkpoint(parity_dir / "small_main.pth")
     sc = read_checkpoint(parity_dir / "small_simpleclick.pth")
-    torch.save({"state_dict": sc["state_dict"], "config": plain_data(mst["config"])},
-               tmp_path / "wrong.pth")
+    torch.save(
+        {"state_dict": sc["state_dict"], "config": plain_data(mst["config"])},
+        tmp_path / "wrong.pth",
+    )
     with pytest.raises(CheckpointError) as e:
         load_is_model(tmp_path / "wrong.pth")
     msg = _one_line(e)
@@ -94,42 +103,68 @@ def test_not_a_checkpoint(tmp_path):
 
 
 def test_ambiguous_at_it_needs_variant(tmp_path):
-    model = build_model("mst_at_vit_base_224", embed_dim=64, num_heads=4, depth=12,
-                        neck_out_dims=(32, 32, 32, 32), head_channels=32)
-    cfg = {"class": "isegm.model.is_adaptivevit_model.AdaptiveVitModel", "params": {
-        "backbone_params": {"value": {"img_size": (224, 224), "embed_dim": 64, "depth": 12, "num_heads": 4}},
-        "neck_params": {"value": {"in_dim": 64, "out_dims": [32, 32, 32, 32]}},
-        "head_params": {"value": {"channels": 32, "upsample": "x1", "dropout_ratio": 0.1}}}}
+    model = build_model(
+        "mst_at_vit_base_224",
+        embed_dim=64,
+        num_heads=4,
+        depth=12,
+        neck_out_dims=(32, 32, 32, 32),
+        head_channels=32,
+    )
+    cfg = {
+        "class": "isegm.model.is_adaptivevit_model.AdaptiveVitModel",
+        "params": {
+            "backbone_params": {
+                "value": {"img_size": (224, 224), "embed_dim": 64, "depth": 12, "num_heads": 4}
+            },
+            "neck_params": {"value": {"in_dim": 64, "out_dims": [32, 32, 32, 32]}},
+            "head_params": {"value": {"channels": 32, "upsample": "x1", "dropout_ratio": 0.1}},
+        },
+    }
     torch.save({"state_dict": model.state_dict(), "config": cfg}, tmp_path / "at.pth")
     with pytest.raises(CheckpointError) as e:
         load_is_model(tmp_path / "at.pth")
     assert "variant" in _one_line(e)
     at = load_is_model(tmp_path / "at.pth", variant="at")
     it = load_is_model(tmp_path / "at.pth", variant="it")
-    assert at.cfg.selection.token_mode == "all_small" and it.cfg.selection.token_mode == "small_topk"
+    assert (
+        at.cfg.selection.token_mode == "all_small" and it.cfg.selection.token_mode == "small_topk"
+    )
 
 
 def test_mae_init_resizes_pos_embed(tmp_path):
     model = build_model("mst_tiny_224")
     C = model.cfg.embed_dim
-    blocks = {f"blocks.{i}.{k}": v for i in range(model.cfg.depth)
-              for k, v in build_model("plainvit_tiny_224").backbone.blocks[i].state_dict().items()}
-    mae = {"cls_token": torch.zeros(1, 1, C), "pos_embed": torch.randn(1, 1 + 7 * 7, C),
-           "patch_embed.proj.weight": torch.randn(C, 3, 16, 16),
-           "patch_embed.proj.bias": torch.randn(C), "norm.weight": torch.ones(C),
-           "norm.bias": torch.zeros(C), **blocks}
+    blocks = {
+        f"blocks.{i}.{k}": v
+        for i in range(model.cfg.depth)
+        for k, v in build_model("plainvit_tiny_224").backbone.blocks[i].state_dict().items()
+    }
+    mae = {
+        "cls_token": torch.zeros(1, 1, C),
+        "pos_embed": torch.randn(1, 1 + 7 * 7, C),
+        "patch_embed.proj.weight": torch.randn(C, 3, 16, 16),
+        "patch_embed.proj.bias": torch.randn(C),
+        "norm.weight": torch.ones(C),
+        "norm.bias": torch.zeros(C),
+        **blocks,
+    }
     torch.save({"model": mae, "args": None}, tmp_path / "mae.pth")
     left = load_mae_weights(model, tmp_path / "mae.pth")
     assert model.backbone.pos_embed.shape == (1, 14 * 14 + 1, C)
-    torch.testing.assert_close(model.backbone.patch_embed.proj.weight, mae["patch_embed.proj.weight"])
+    torch.testing.assert_close(
+        model.backbone.patch_embed.proj.weight, mae["patch_embed.proj.weight"]
+    )
     assert left and all(".score" in k or "norm" in k or "gamma" in k or "score_" in k for k in left)
 
 
 def test_simpleclick_init_of_mst(parity_dir):
     """The 448 recipe: an MST model starts from SimpleClick weights; only MST-specific keys stay
     at init."""
-    from isegm.model.checkpoint import read_checkpoint, config_from_reference, plain_data
     import dataclasses
+
+    from isegm.model.checkpoint import config_from_reference, plain_data, read_checkpoint
+
     ck = read_checkpoint(parity_dir / "small_main.pth")
     cfg = config_from_reference(plain_data(ck["config"]), ck["state_dict"])
     model = build_model(dataclasses.replace(cfg))

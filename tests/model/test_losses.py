@@ -1,11 +1,17 @@
 """Losses against hand-computed values."""
+
 from __future__ import annotations
 
 import math
 
 import torch
 
-from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss, token_grid_labels
+from isegm.model.losses import (
+    NormalizedFocalLossSigmoid,
+    ScoreLoss,
+    TokenContrastiveLoss,
+    token_grid_labels,
+)
 
 
 def test_normalized_focal_loss_by_hand():
@@ -16,7 +22,9 @@ def test_normalized_focal_loss_by_hand():
     pts = [p[0], 1 - p[1], p[3]]
     betas = [(1 - t) ** 2 for t in pts]
     mult = 3 / (sum(betas) + 1e-12)
-    want = sum(-0.5 * b * mult * math.log(min(t + 1e-12, 1.0)) for t, b in zip(pts, betas)) / (3 + 1e-12)
+    want = sum(-0.5 * b * mult * math.log(min(t + 1e-12, 1.0)) for t, b in zip(pts, betas)) / (
+        3 + 1e-12
+    )
     got = NormalizedFocalLossSigmoid(alpha=0.5, gamma=2)(logits, label)
     assert got.shape == (1,)
     assert abs(got.item() - want) < 1e-12
@@ -70,8 +78,12 @@ def test_score_loss_focal_by_hand_and_no_click_is_zero():
     scores = torch.tensor([[0.9, 0.6, 0.2, 0.5], [0.0, 0.0, 0.0, 0.0]])  # sample 1: no click
     loss = ScoreLoss(patches={"s": 8})([{"pos_scores_s": scores}], gt)
     a, g = 0.25, 2
-    terms = [-a * (1 - 0.9) ** g * math.log(0.9), -a * (1 - 0.6) ** g * math.log(0.6),
-             -(1 - a) * 0.2 ** g * math.log(0.8), -(1 - a) * 0.5 ** g * math.log(0.5)]
+    terms = [
+        -a * (1 - 0.9) ** g * math.log(0.9),
+        -a * (1 - 0.6) ** g * math.log(0.6),
+        -(1 - a) * 0.2**g * math.log(0.8),
+        -(1 - a) * 0.5**g * math.log(0.5),
+    ]
     assert abs(loss.item() - sum(terms) / 4) < 1e-6
     none = ScoreLoss(patches={"s": 8})([{"pos_scores_s": torch.zeros(2, 4)}], gt)
     assert none.item() == 0.0 and torch.isfinite(none)
@@ -79,14 +91,18 @@ def test_score_loss_focal_by_hand_and_no_click_is_zero():
 
 def test_losses_on_model_outputs_backprop():
     from isegm.model import build_model
+
     model = build_model("mst_tiny_224").train()
     image = torch.rand(2, 4, 224, 224)
     points = torch.tensor([[[60.0, 60, 0], [-1, -1, -1]], [[100.0, 120, 0], [30, 30, 1]]])
     gt = torch.zeros(2, 1, 224, 224)
     gt[:, :, 40:140, 40:160] = 1
     out = model(image, points)
-    loss = (NormalizedFocalLossSigmoid()(out["instances"], gt).mean()
-            + TokenContrastiveLoss()(out["tokens"], gt) + ScoreLoss()(out["tokens"], gt))
+    loss = (
+        NormalizedFocalLossSigmoid()(out["instances"], gt).mean()
+        + TokenContrastiveLoss()(out["tokens"], gt)
+        + ScoreLoss()(out["tokens"], gt)
+    )
     loss.backward()
     assert torch.isfinite(loss)
     assert model.backbone.blocks[1].score.cross_mlp.fc1.weight.grad.abs().sum() > 0

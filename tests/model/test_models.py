@@ -1,6 +1,7 @@
 """Model tests in timm's manner, for every registered architecture at a small width:
 output shapes, finite values, a gradient for every parameter, fused (SDPA) == explicit
 attention, float32 ≈ float64, autocast runs."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,8 +14,9 @@ SIZE = 128
 
 def _small(name, size=SIZE):
     torch.manual_seed(0)
-    kw = dict(embed_dim=48, num_heads=4, neck_out_dims=(8, 16, 16, 32), head_channels=16,
-              img_size=size)
+    kw = dict(
+        embed_dim=48, num_heads=4, neck_out_dims=(8, 16, 16, 32), head_channels=16, img_size=size
+    )
     return build_model(name, **kw)
 
 
@@ -22,8 +24,13 @@ def _inputs(batch=2, dtype=torch.float32, size=SIZE):
     g = torch.Generator().manual_seed(0)
     image = torch.rand(batch, 4, size, size, generator=g, dtype=dtype)
     # sample 0: 2 positive + 1 negative; sample 1: no positive click at all (zero kernel path)
-    points = torch.tensor([[[40, 50, 0], [90, 20, 2], [70, 100, 1], [-1, -1, -1]],  # noqa: E501
-                           [[-1, -1, -1], [-1, -1, -1], [10, 10, 0], [-1, -1, -1]]], dtype=dtype)
+    points = torch.tensor(
+        [
+            [[40, 50, 0], [90, 20, 2], [70, 100, 1], [-1, -1, -1]],  # noqa: E501
+            [[-1, -1, -1], [-1, -1, -1], [10, 10, 0], [-1, -1, -1]],
+        ],
+        dtype=dtype,
+    )
     return image, points[:batch]
 
 
@@ -48,7 +55,9 @@ def test_every_parameter_gets_gradient(name):
     model = _small(name, size=256).train()
     if model.cfg.selection is not None:  # keep every top-k row (untrained scores are ~0.5)
         model.cfg.selection.valid_k_thresh = 0.0
-    with torch.no_grad():  # zero-initialised layer scales (gamma_init=0) would block the fusion path
+    with (
+        torch.no_grad()
+    ):  # zero-initialised layer scales (gamma_init=0) would block the fusion path
         for n, p in model.named_parameters():
             if n.rsplit(".", 1)[-1].startswith("gamma"):
                 p.fill_(0.5)
@@ -58,7 +67,9 @@ def test_every_parameter_gets_gradient(name):
     for rec in out["tokens"]:  # the token losses reach the stream tokens too
         loss = loss + sum(v.float().mean() for k, v in rec.items() if k.startswith("sel_tokens"))
     loss.backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()
+    ]
     assert not missing, missing
     zero = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
     assert not zero, zero

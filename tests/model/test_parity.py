@@ -4,6 +4,7 @@ Tolerances (float64 model vs float64 reference): rtol 1e-7, atol 1e-9, as the pa
 recommends; measured differences are ~1e-14 (summation-order noise), far below the smallest
 top-k margins (1.4e-9), so token indices and ``valid_k`` are compared exactly.
 """
+
 from __future__ import annotations
 
 import sys
@@ -60,7 +61,9 @@ def test_small_checkpoint_float32(branch, parity_dir, inputs):
         for s in ("s", "l"):  # index sets of the kept rows agree even if near-ties swap order
             for b in range(want[f"idx_tokens_{s}"].shape[0]):
                 n = int(want[f"valid_k_{s}"][b])
-                assert set(got[f"idx_tokens_{s}"][b, :n].tolist()) == set(want[f"idx_tokens_{s}"][b, :n].tolist())
+                assert set(got[f"idx_tokens_{s}"][b, :n].tolist()) == set(
+                    want[f"idx_tokens_{s}"][b, :n].tolist()
+                )
 
 
 def _fill(parity_dir, branch):
@@ -83,8 +86,13 @@ def test_vitb_config_builds_and_loads_strictly(branch, parity_dir, inputs):
     assert model.cfg.embed_dim == 768 and model.cfg.img_size == 448
     assert next(model.parameters()).dtype == torch.float64  # float64 weights stay float64
     n_ref = sum(v.numel() for v in sd.values())
-    n_unused = sum(v.numel() for k, v in sd.items() if k.startswith(("backbone.cls_token",
-                   "backbone.fc_norm", "backbone.head.", "head.up_conv")))
+    n_unused = sum(
+        v.numel()
+        for k, v in sd.items()
+        if k.startswith(
+            ("backbone.cls_token", "backbone.fc_norm", "backbone.head.", "head.up_conv")
+        )
+    )
     assert sum(p.numel() for p in model.parameters()) == n_ref - n_unused
     image = inputs["image_u8"][:1].double() / 255
     with torch.no_grad():
