@@ -1,0 +1,119 @@
+"""Command line of the demo (``python demo.py``): options, model loading, the Tk main loop.
+
+Every problem found before the window opens (bad device, image or checkpoint, no display) is
+one ``error:`` line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from torch import nn
+
+from isegm.predict import (
+    DEFAULT_CHECKPOINT,
+    CheckpointError,
+    DeviceError,
+    InputError,
+    Predictor,
+    read_image,
+    select_device,
+)
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="demo.py", description="Interactive click-based segmentation (Tk window)."
+    )
+    parser.add_argument(
+        "--checkpoint",
+        help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})",
+    )
+    dev = parser.add_mutually_exclusive_group()
+    dev.add_argument("--cpu", action="store_true", help="run on the CPU")
+    dev.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N")
+    parser.add_argument(
+        "--limit-longest-size",
+        type=int,
+        default=800,
+        help="downscale larger images for the network (800)",
+    )
+    parser.add_argument("--image", help="image to open at start")
+    parser.add_argument("--threshold", type=float, default=0.5, help="mask threshold (0.5)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="mask opacity (0.5)")
+    parser.add_argument(
+        "--zoom-in",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="zoom in on the object after the first click (on)",
+    )
+    parser.add_argument(
+        "--save-path", help="Ctrl+S / Save mask write this PNG without a file dialog"
+    )
+    parser.add_argument(
+        "--status-file", help="JSON status rewritten after every change (for scripts and tests)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> int:
+    """Runs the demo until its window closes; returns the exit code.
+
+    Args:
+        argv: arguments (default ``sys.argv[1:]``).
+        model: a ready model to use instead of ``--checkpoint`` (scripting and tests).
+    """
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        for name in ("threshold", "alpha"):
+            if not 0.0 <= getattr(args, name) <= 1.0:
+                raise InputError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
+        device = select_device(args.cpu, args.gpu)
+        image = read_image(args.image) if args.image else None
+        predictor = Predictor(
+            model if model is not None else args.checkpoint,
+            device=device,
+            limit_longest_size=args.limit_longest_size,
+            zoom_in=args.zoom_in,
+            threshold=args.threshold,
+        )
+        import tkinter as tk
+
+        try:
+            root = tk.Tk(className="isegm-demo")
+        except tk.TclError as e:
+            raise InputError(f"cannot open the window ({e}); is DISPLAY set?") from None
+    except (InputError, CheckpointError, DeviceError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+
+    from isegm.demo.app import DemoApp
+    from isegm.demo.controller import InteractiveController
+
+    controller = InteractiveController(predictor, threshold=args.threshold)
+    app = DemoApp(
+        root,
+        controller,
+        alpha=args.alpha,
+        zoom_in=args.zoom_in,
+        save_path=args.save_path,
+        status_file=args.status_file,
+    )
+    if image is not None:
+        app.open_image(image, os.path.basename(args.image))
+    logger.info("demo running on %s", device)
+    root.mainloop()
+    return 0
