@@ -66,7 +66,7 @@ from isegm.inference.results import (
 from isegm.inference.transforms import ZoomIn
 from isegm.inference.utils import CheckpointError, load_is_model
 from isegm.utils.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from isegm.utils.log import add_log_file, close_log_file, progress_bar, setup_logging
+from isegm.utils.log import add_log_file, progress_bar, reset_logging, setup_logging
 
 logger = logging.getLogger("evaluate_model")
 
@@ -648,7 +648,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return 130
     finally:
-        close_log_file()
+        reset_logging()
 
 
 if __name__ == "__main__":

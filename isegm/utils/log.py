@@ -19,7 +19,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-__all__ = ["TqdmToLogger", "TqdmLoggingHandler", "close_log_file", "progress_bar", "setup_logging"]
+__all__ = [
+    "TqdmLoggingHandler",
+    "TqdmToLogger",
+    "add_log_file",
+    "close_log_file",
+    "progress_bar",
+    "reset_logging",
+    "setup_logging",
+]
 
 _MARK = "_isegm_log_handler"
 CONSOLE_FORMAT = "%(levelname)s: %(message)s"
@@ -82,6 +90,11 @@ def add_log_file(log_file: str | Path) -> None:
 def close_log_file() -> None:
     """Close the file handler added by :func:`setup_logging` / :func:`add_log_file`."""
     _remove_own_handlers(logging.getLogger(), files_only=True)
+
+
+def reset_logging() -> None:
+    """Remove every handler added by :func:`setup_logging` (console and file)."""
+    _remove_own_handlers(logging.getLogger())
 
 
 class TqdmToLogger(io.StringIO):
