@@ -323,6 +323,19 @@ def test_api_input_checks(image: np.ndarray):
     assert prob.max() > 0.99 and not mask.any()
 
 
+def test_large_images_are_downscaled_for_the_network():
+    """limit_longest_size: the network sees at most that side; the mask comes back full size."""
+    image = np.zeros((200, 300, 3), np.uint8)
+    predictor = Predictor(DiskNet(radius=10), zoom_in=False, limit_longest_size=100)
+    predictor.set_image(image)
+    mask, prob = predictor.predict([(150, 100, True)])
+    assert predictor.model.last_input_size == (67, 100)
+    assert mask.shape == prob.shape == (200, 300)
+    expected = disk((200, 300), 150, 100, 30)  # radius 10 at a third of the size
+    iou = (mask & expected).sum() / (mask | expected).sum()
+    assert mask[100, 150] and iou > 0.9
+
+
 def test_default_checkpoint_error_names_the_recipe(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "missing.pth")
     with pytest.raises(predict.CheckpointError, match="mst_tiny_synthetic"):

@@ -169,7 +169,7 @@ class DemoApp:
         self.canvas = ImageCanvas(self.root, on_click=self.add_click, width=800, height=600)
         self.canvas.pack(side=tk.LEFT, fill=tk.BOTH, expand=True, padx=4, pady=4)
         self.canvas.focus_set()
-        self.canvas.bind("<Configure>", lambda _e: self._refresh_status(), add="+")
+        self.canvas.bind("<<ViewChanged>>", lambda _e: self._write_status(self.worker.pending > 0))
 
     def _bind_keys(self) -> None:
         keys = {

@@ -3,7 +3,8 @@ mouse clicks mapped to image pixels.
 
 Left press = positive click. Right (button 3) or middle (button 2, the right button on macOS)
 released within 0.5 s and 3 px of the press = negative click; a longer drag pans. Only the visible
-part of the image is resized for display, so zooming into large images stays cheap.
+part of the image is resized for display, so zooming into large images stays cheap. Every
+redraw (new content, zoom, pan, resize) emits the virtual event ``<<ViewChanged>>``.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ class ImageCanvas(tk.Canvas):
                     round(px), round(py), anchor="nw", image=self._photo, tags="image"
                 )
         self._draw_markers()
+        self.event_generate("<<ViewChanged>>")
 
     def _draw_markers(self) -> None:
         self.delete("marker")

@@ -39,10 +39,12 @@ class DiskNet(nn.Module):
         self.delay = delay
         self.calls = 0
         self.last_points: torch.Tensor | None = None
+        self.last_input_size: tuple[int, int] | None = None
 
     def forward(self, image: torch.Tensor, points: torch.Tensor) -> dict:
         self.calls += 1
         self.last_points = points.clone()
+        self.last_input_size = tuple(image.shape[2:])
         if self.delay:
             time.sleep(self.delay)
         b, _, h, w = image.shape

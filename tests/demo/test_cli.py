@@ -1,0 +1,48 @@
+"""demo.py's start-up errors: one line, exit code 2, before any window opens."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from demo_fakes import DiskNet  # tests/demo is on sys.path
+
+from isegm import predict
+from isegm.demo.cli import main
+
+
+def one_error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def test_missing_checkpoint(tmp_path: Path, capsys):
+    assert main(["--cpu", "--checkpoint", str(tmp_path / "nope.pth")]) == 2
+    assert "nope.pth" in one_error_line(capsys)
+
+
+def test_missing_default_checkpoint_says_how_to_make_it(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
+    assert main(["--cpu"]) == 2
+    line = one_error_line(capsys)
+    assert "python train.py models/mst_tiny_synthetic.py --cpu --exp-name default" in line
+
+
+def test_missing_image_and_bad_values(tmp_path: Path, capsys):
+    assert main(["--cpu", "--image", str(tmp_path / "none.jpg")], model=DiskNet()) == 2
+    assert "image not found" in one_error_line(capsys)
+    assert main(["--cpu", "--threshold", "-0.1"], model=DiskNet()) == 2
+    assert "--threshold" in one_error_line(capsys)
+    assert main(["--cpu", "--alpha", "3"], model=DiskNet()) == 2
+    assert "--alpha" in one_error_line(capsys)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 only: Tk needs DISPLAY")
+def test_no_display(capsys, monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    pytest.importorskip("tkinter")
+    assert main(["--cpu"], model=DiskNet()) == 2
+    assert "cannot open the window" in one_error_line(capsys)
