@@ -81,6 +81,7 @@ class DemoApp:
         self._last_error: str | None = None
         self._message = "Load an image (Ctrl+O)"
         self._closed = False
+        self._updating = False
 
         self.threshold = tk.DoubleVar(value=controller.threshold)
         self.alpha = tk.DoubleVar(value=alpha)
@@ -169,7 +170,7 @@ class DemoApp:
         self.canvas = ImageCanvas(self.root, on_click=self.add_click, width=800, height=600)
         self.canvas.pack(side=tk.LEFT, fill=tk.BOTH, expand=True, padx=4, pady=4)
         self.canvas.focus_set()
-        self.canvas.bind("<<ViewChanged>>", lambda _e: self._write_status(self.worker.pending > 0))
+        self.canvas.bind("<<ViewChanged>>", lambda _e: self._view_changed())
 
     def _bind_keys(self) -> None:
         keys = {
@@ -253,11 +254,20 @@ class DemoApp:
         results = self.worker.poll()
         if results:
             old_image = self._view.image
-            for result in results:
-                self._apply(result)
-            self._render(reset_view=self._view.image is not old_image)
+            self._updating = True  # one status write, once label and canvas agree
+            try:
+                for result in results:
+                    self._apply(result)
+                self._render(reset_view=self._view.image is not old_image)
+            finally:
+                self._updating = False
             self._refresh_status()
         self.root.after(_POLL_MS, self._poll)
+
+    def _view_changed(self) -> None:
+        """Zoom, pan or resize: the image moved on the screen."""
+        if not self._updating:
+            self._write_status(self.worker.pending > 0)
 
     def _apply(self, result: Result) -> None:
         self._view = result.view
@@ -324,7 +334,7 @@ class DemoApp:
         if self.status_file is None:
             return
         view = self._view
-        self.root.update_idletasks()
+        self.root.update_idletasks()  # geometry and pixels on screen match what is written
         status = {
             "image": view.image_name,
             "image_size": None

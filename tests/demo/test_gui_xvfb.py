@@ -218,7 +218,7 @@ def test_demo_with_tiny_checkpoint(display: str, grabcut_image: Path, tmp_path: 
 
 def test_demo_clicks_map_to_exact_pixels(display: str, grabcut_image: Path, tmp_path: Path):
     """With DiskNet (no zoom-in) the saved label map is known exactly: negative clicks, undo,
-    finish object (Space), mouse-wheel zoom and the pixel mapping are all checked."""
+    finish object (Space), mouse-wheel zoom, right-drag pan and the pixel mapping are checked."""
     r = 15
     demo = Demo(
         display,
@@ -243,7 +243,12 @@ def test_demo_clicks_map_to_exact_pixels(display: str, grabcut_image: Path, tmp_
         cy = round(s["image_origin"][1] + 200.5 * s["scale"])
         xdotool(display, "mousemove", "--sync", str(cx), str(cy), "click", "4", "click", "4")
         zoomed = demo.status(lambda st: st["scale"] > s["scale"] * 1.3)
-        demo.click_pixel(zoomed, 350, 200, 1)
+        # a right-button drag pans (and is not a negative click)
+        xdotool(display, "mousedown", "3", "mousemove", "--sync", str(cx - 60), str(cy - 40),
+                "mouseup", "3")
+        panned = demo.status(lambda st: st["image_origin"] != zoomed["image_origin"])
+        assert panned["scale"] == zoomed["scale"] and panned["pending_clicks"] == 0
+        demo.click_pixel(panned, 350, 200, 1)
         demo.idle(clicks=1, objects=1)
         demo.key("ctrl+s")
         labels = demo.saved_mask()
@@ -257,5 +262,36 @@ def test_demo_clicks_map_to_exact_pixels(display: str, grabcut_image: Path, tmp_
         status = demo.idle(saved=[str(demo.save_path)])
         shot = screenshot(display, tmp_path / "screenshot_zoomed.png")
         assert_not_blank(shot, status["image_box"])
+    finally:
+        demo.stop()
+
+
+def test_window_stays_responsive_while_predicting(display: str, grabcut_image: Path,
+                                                  tmp_path: Path):
+    """A slow model (1.5 s per call): clicks made meanwhile are taken by the window at once
+    (pending, drawn hollow) and predicted in order."""
+    demo = Demo(
+        display,
+        tmp_path,
+        [sys.executable, str(HERE / "run_demo_with_disknet.py"), "10:1.5", "--cpu",
+         "--no-zoom-in", "--image", str(grabcut_image)],
+    )
+    try:
+        s = demo.idle(clicks=0)
+        demo.click_pixel(s, 100, 100, 1)
+        demo.click_pixel(s, 300, 100, 1)
+        demo.click_pixel(s, 110, 100, 3)
+        busy = demo.status(lambda st: st["busy"] and st["pending_clicks"] == 3, timeout=5)
+        assert busy["clicks"] == 0
+        assert "[busy]" in xdotool(display, "getwindowname", demo.window)
+        demo.idle(clicks=3, pending_clicks=0)
+        assert "[busy]" not in xdotool(display, "getwindowname", demo.window)
+        demo.key("ctrl+s")
+        mask = demo.saved_mask()
+        shape = (321, 481)
+        expected = (disk(shape, 100, 100, 10) | disk(shape, 300, 100, 10)) & ~disk(
+            shape, 110, 100, 10
+        )
+        np.testing.assert_array_equal(mask, expected.astype(np.uint8))
     finally:
         demo.stop()
