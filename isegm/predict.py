@@ -392,7 +392,8 @@ class Predictor:
 
         Raises:
             RuntimeError: no image set.
-            InputError: a click outside the image or a ``prev_mask`` of the wrong size.
+            InputError: a click outside the image, a ``prev_mask`` of the wrong size, or a
+                ``prev_mask`` for a model without a previous-mask input.
         """
         if self._image is None or self._initial_states is None:
             raise RuntimeError("call set_image(image) before predict")
@@ -429,6 +430,8 @@ class Predictor:
     def _use_prev_mask(self, prev_mask: np.ndarray | None) -> None:
         """Starts a new session when the initial mask differs from the last call's (by content,
         so a mask edited in place is noticed)."""
+        if prev_mask is not None and not getattr(self.model, "with_prev_mask", False):
+            raise InputError("this model takes no previous mask (with_prev_mask is off)")
         prob = None if prev_mask is None else self._as_prob(prev_mask)
         key = None if prob is None else hashlib.sha1(prob.tobytes()).hexdigest()
         if key != self._init_key:

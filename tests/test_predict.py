@@ -317,6 +317,12 @@ def test_api_input_checks(image: np.ndarray):
         predictor.predict([(1, 2)])
     with pytest.raises(InputError, match="prev_mask"):
         predictor.predict([(1, 2, True)], np.zeros((3, 3)))
+    no_prev = DiskNet()
+    no_prev.with_prev_mask = False
+    other = Predictor(no_prev, zoom_in=False)
+    other.set_image(image)
+    with pytest.raises(InputError, match="no previous mask"):
+        other.predict([(1, 2, True)], np.zeros((h, w)))
     # the threshold applies to the returned mask
     predictor.threshold = 1.0
     mask, prob = predictor.predict([(100, 100, True)])

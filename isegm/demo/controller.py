@@ -233,9 +233,12 @@ class InteractiveController:
         renumbered 1..n-1 in order, and reopens the largest as the object in progress.
 
         Raises:
-            InputError: no image, a size mismatch, or no non-zero pixel.
+            InputError: no image, a size mismatch, no non-zero pixel, or a model without a
+                previous-mask input.
         """
         h, w = self._require_image()
+        if not getattr(self.predictor.model, "with_prev_mask", False):
+            raise InputError("this model takes no previous mask, so a mask cannot be corrected")
         mask = np.asarray(mask)
         if mask.ndim != 2 or mask.shape != (h, w):
             raise InputError(f"the mask has shape {mask.shape}, the image is {h}x{w} (HxW)")

@@ -146,6 +146,10 @@ def test_load_mask_errors_and_reset():
         c.load_mask(np.ones((H + 1, W), np.uint8))
     with pytest.raises(InputError, match="no object"):
         c.load_mask(np.zeros((H, W), np.uint8))
+    c.predictor.model.with_prev_mask = False
+    with pytest.raises(InputError, match="no previous mask"):
+        c.load_mask(np.ones((H, W), np.uint8))
+    c.predictor.model.with_prev_mask = True
     c.load_mask(np.ones((H, W), np.uint8))
     c.add_click(5, 5, False)
     c.reset_clicks()
