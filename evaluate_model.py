@@ -329,6 +329,8 @@ def open_datasets(args: argparse.Namespace, cfg: dict
         except Exception as e:  # noqa: BLE001 - a missing or broken dataset is skipped
             reason = str(e) if isinstance(e, DatasetError) else f"{type(e).__name__}: {e}"
             reason = " ".join(reason.split())
+            for prefix in (f"dataset {name}: ", f"{name}: "):
+                reason = reason[len(prefix):] if reason.startswith(prefix) else reason
             logger.error("skipping dataset %s: %s", name, reason)
             skipped.append({"name": name, "reason": reason})
             continue
@@ -537,7 +539,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     run_dir, resuming = prepare_run_dir(args, logs_root, run_folder_name(args, labels, names,
                                                                         options), options)
     add_log_file(run_dir / "eval.log")
-    logger.info("command: %s", " ".join(sys.argv))
+    logger.info("command: evaluate_model.py %s", " ".join(args.argv))
     logger.info("run folder: %s (%s); device %s", run_dir,
                 "resuming" if resuming else "new run", device)
     for label, path in zip(labels, checkpoints):
@@ -638,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parse_args(argv)
         except SystemExit as e:  # argparse: usage + message already printed
             return int(e.code or 0)
+        args.argv = list(sys.argv[1:] if argv is None else argv)
         return _evaluate(args)
     except (UsageError, CheckpointError, ConfigError, ResumeError) as e:
         msg = " ".join(str(e).split())
