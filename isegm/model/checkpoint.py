@@ -431,6 +431,9 @@ def save_checkpoint(path: str | Path, model: ISModel, **extra: Any) -> Path:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -497,3 +500,29 @@ def load_simpleclick_init(model: ISModel, path: str | Path) -> list[str]:
     left = load_state_dict_strict(model, sd, path, allow_missing=_MST_ONLY)
     logger.info("initialised from %s; %d tensors left at init", path, len(left))
     return left
+
+
+def export_weights(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+    """Write the model of any supported checkpoint as a weights-only checkpoint (no optimizer
+    or trainer state): what goes into ``weights/``."""
+    model = load_model_checkpoint(src, "cpu", eval_mode=False)
+    return save_checkpoint(dst, model, source=Path(src).name)
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m isegm.model.checkpoint",
+        description="Export the model of a checkpoint (ours or a published one) without the "
+        "training state.")
+    parser.add_argument("command", choices=["export"])
+    parser.add_argument("src")
+    parser.add_argument("dst")
+    args = parser.parse_args()
+    try:
+        print(export_weights(args.src, args.dst))
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
