@@ -185,7 +185,7 @@ def main() -> None:
     for label, arch in MODELS.items():
         if ARGS.no_train:
             break
-        tr = _sub(["--one", arch, "448", "train"])
+        tr = _sub(["--one", arch, "448", "train", "--reps", str(ARGS.train_reps), "--warmup", "1"])
         ref = _reference(ARGS.reference, arch, True) if ARGS.reference else None
         train_rows.append(dict(label=label, train=tr, ref=ref))
         print(
@@ -271,6 +271,7 @@ if __name__ == "__main__":
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=7)
+    p.add_argument("--train-reps", type=int, default=5)
     p.add_argument(
         "--reference",
         default=None,
