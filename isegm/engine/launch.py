@@ -37,7 +37,7 @@ from isegm.utils.exp import (
     create_experiment_dir,
     find_experiment_dir,
     find_resume_checkpoint,
-    setup_logging,
+    setup_run_logging,
     write_run_config,
 )
 
@@ -167,16 +167,10 @@ def _devices(args: argparse.Namespace, distributed: bool) -> tuple[str, list[int
     """('cpu', []) or ('cuda', gpu ids)."""
     if args.cpu:
         return "cpu", []
-    if args.gpus is None:
-        return (
-            ("cuda", [0])
-            if torch.cuda.is_available() and not distributed
-            else (
-                ("cuda", list(range(torch.cuda.device_count())))
-                if torch.cuda.is_available()
-                else ("cpu", [])
-            )
-        )
+    if args.gpus is None:  # default: GPU 0 (train.py) or every visible GPU (dis_train.py)
+        if not torch.cuda.is_available():
+            return "cpu", []
+        return "cuda", list(range(torch.cuda.device_count())) if distributed else [0]
     ids = [int(g) for g in args.gpus.split(",") if g.strip() != ""]
     if not torch.cuda.is_available():
         raise UsageError(
@@ -256,7 +250,7 @@ def run_worker(
         device = torch.device("cpu")
     dist_utils.init_distributed(rank, world_size, "nccl" if device_type == "cuda" else "gloo")
     try:
-        setup_logging(exp_dir / "logs", rank)
+        setup_run_logging(exp_dir / "logs", rank)
         script = load_script(args.model_path)
         cfg = _make_cfg(args, script)
         cfg.device, cfg.rank, cfg.world_size, cfg.exp_dir = device, rank, world_size, exp_dir
@@ -319,7 +313,7 @@ def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
                 [local] if device_type == "cuda" else [],
             )
             return 0
-        setup_logging(None, 0)
+        setup_run_logging(None, 0)
         exp_dir, resume = _prepare_experiment(args, cfg)
         world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1
         if world == 1:
@@ -344,7 +338,7 @@ def _shared_experiment(args, cfg, rank: int, world: int, device_type: str):
     dist.init_process_group(backend)  # stays up for run_worker
     payload = [None]
     if rank == 0:
-        setup_logging(None, 0)
+        setup_run_logging(None, 0)
         payload = [_prepare_experiment(args, cfg)]
     if world > 1:
         dist.broadcast_object_list(payload, src=0)

@@ -181,12 +181,24 @@ def cclvs_448_recipe(arch: str, token_weight: float = 1.0) -> Recipe:
     from .trainer import LossConfig, TrainConfig
 
     return Recipe(
-        arch=arch, img_size=448, init=("VIT_BASE", "simpleclick"), augment=RECIPE_448,
+        arch=arch,
+        img_size=448,
+        init=("VIT_BASE", "simpleclick"),
+        augment=RECIPE_448,
         epoch_len=-1,
-        train=TrainConfig(epochs=100, batch_size=32, lr=5e-6, weight_decay=0.01,
-                          milestones=(60, 80), checkpoint_interval=2, save_last_every_steps=500),
-        loss=LossConfig(instance_weight=1.0, token_weight=token_weight, score_weight=1.0,
-                        score_mode="focal"))
+        train=TrainConfig(
+            epochs=100,
+            batch_size=32,
+            lr=5e-6,
+            weight_decay=0.01,
+            milestones=(60, 80),
+            checkpoint_interval=2,
+            save_last_every_steps=500,
+        ),
+        loss=LossConfig(
+            instance_weight=1.0, token_weight=token_weight, score_weight=1.0, score_mode="focal"
+        ),
+    )
 
 
 def mae_224_recipe(arch: str) -> Recipe:
@@ -195,11 +207,18 @@ def mae_224_recipe(arch: str) -> Recipe:
     from .trainer import LossConfig, TrainConfig
 
     return Recipe(
-        arch=arch, img_size=224, init=("MAE_BASE", "mae"), augment=RECIPE_224, epoch_len=30000,
-        train=TrainConfig(epochs=100, batch_size=32, lr=5e-6, milestones=(60, 80),
-                          checkpoint_interval=2),
-        loss=LossConfig(instance_weight=1.0, token_weight=1e-3, score_weight=1e-3,
-                        score_mode="mse"))
+        arch=arch,
+        img_size=224,
+        init=("MAE_BASE", "mae"),
+        augment=RECIPE_224,
+        epoch_len=30000,
+        train=TrainConfig(
+            epochs=100, batch_size=32, lr=5e-6, milestones=(60, 80), checkpoint_interval=2
+        ),
+        loss=LossConfig(
+            instance_weight=1.0, token_weight=1e-3, score_weight=1e-3, score_mode="mse"
+        ),
+    )
 
 
 def synthetic_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
@@ -208,7 +227,21 @@ def synthetic_recipe(arch: str, token_weight: float, score_weight: float) -> Rec
     from .trainer import LossConfig, TrainConfig
 
     return Recipe(
-        arch=arch, img_size=224, init=None, augment={}, epoch_len=-1, datasets=synthetic_datasets,
-        train=TrainConfig(epochs=6, batch_size=12, lr=5e-4, weight_decay=0.05, milestones=(4, 5),
-                          checkpoint_interval=2, image_dump_interval=100, max_steps_per_epoch=150),
-        loss=LossConfig(instance_weight=1.0, token_weight=token_weight, score_weight=score_weight))
+        arch=arch,
+        img_size=224,
+        init=None,
+        augment={},
+        epoch_len=-1,
+        datasets=synthetic_datasets,
+        train=TrainConfig(
+            epochs=6,
+            batch_size=12,
+            lr=5e-4,
+            weight_decay=0.05,
+            milestones=(4, 5),
+            checkpoint_interval=2,
+            image_dump_interval=100,
+            max_steps_per_epoch=150,
+        ),
+        loss=LossConfig(instance_weight=1.0, token_weight=token_weight, score_weight=score_weight),
+    )

@@ -314,23 +314,23 @@ class Trainer:
             inter = (pred & (gt > 0.5)).flatten(1).sum(1).float()
             union = (pred | (gt > 0.5)).flatten(1).sum(1).float()
             iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
-        return (
-            losses["overall"],
-            {k: v.detach() for k, v in losses.items()} | {"iou": iou.mean()},
-            {
-                "images": images,
-                "points": points,
-                "gt": gt,
-                "pred": torch.sigmoid(out["instances"].detach().float()),
-            },
-        )
+        scalars = {k: v.detach() for k, v in losses.items()} | {"iou": iou.mean()}
+        first = {
+            "images": images[0],
+            "points": points[0],
+            "gt": gt[0],
+            "logits": out["instances"][0].detach(),
+        }  # for the image dumps
+        return losses["overall"], scalars, first
 
     def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         lc = self.loss_cfg
-        tokens = [
-            {k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
-            for rec in out.get("tokens", [])
-        ]
+        tokens = []
+        if lc.token_weight > 0 or lc.score_weight > 0:  # the token losses run in float32
+            tokens = [
+                {k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
+                for rec in out.get("tokens", [])
+            ]
         losses = {"instance": self.instance_loss(out["instances"].float(), gt).mean()}
         if lc.token_weight > 0:
             losses["token"] = self.token_loss(tokens, gt)
@@ -390,15 +390,12 @@ class Trainer:
         try:
             while self.epoch < self.cfg.epochs:
                 self.train_epoch()
+                improved = False
                 if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
                     metric = self.validate()
-                    if metric > self.best_metric:
-                        self.best_metric = metric
-                        self._finish_epoch_checkpoint(best=True)
-                    else:
-                        self._finish_epoch_checkpoint(best=False)
-                else:
-                    self._finish_epoch_checkpoint(best=False)
+                    improved = metric > self.best_metric
+                    self.best_metric = max(metric, self.best_metric)
+                self._finish_epoch_checkpoint(best=improved)
                 self.epoch += 1
                 self.step_in_epoch = 0
                 self.save("last")  # start of the next epoch
@@ -521,7 +518,7 @@ class Trainer:
         from isegm.utils.vis import draw_training_sample
 
         canvas = draw_training_sample(
-            vis["images"][0], vis["points"][0], vis["gt"][0], vis["pred"][0]
+            vis["images"], vis["points"], vis["gt"], torch.sigmoid(vis["logits"].float())
         )
         out = self.exp_dir / "vis" / "train"
         out.mkdir(parents=True, exist_ok=True)

@@ -502,7 +502,7 @@ def load_simpleclick_init(model: ISModel, path: str | Path) -> list[str]:
     return left
 
 
-def export_weights(src: Union[str, Path], dst: Union[str, Path]) -> Path:
+def export_weights(src: str | Path, dst: str | Path) -> Path:
     """Write the model of any supported checkpoint as a weights-only checkpoint (no optimizer
     or trainer state): what goes into ``weights/``."""
     model = load_model_checkpoint(src, "cpu", eval_mode=False)

@@ -18,12 +18,14 @@ from typing import Any
 import torch
 import yaml
 
+from .log import setup_logging
+
 __all__ = [
     "create_experiment_dir",
     "find_experiment_dir",
     "find_resume_checkpoint",
     "write_run_config",
-    "setup_logging",
+    "setup_run_logging",
     "ExperimentError",
 ]
 
@@ -125,22 +127,10 @@ def write_run_config(exp_dir: Path, args: Mapping[str, Any], extra: Mapping[str,
     (exp_dir / "config.yaml").write_text(yaml.safe_dump(info, sort_keys=False))
 
 
-def setup_logging(log_dir: Path | None, rank: int = 0, level: int = logging.INFO) -> None:
-    """Console + file logging on rank 0; warnings only on the other ranks."""
-    root = logging.getLogger()
-    root.setLevel(level if rank == 0 else logging.WARNING)
-    fmt = logging.Formatter(
-        f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s", "%H:%M:%S"
-    )
-    if not any(
-        isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
-        for h in root.handlers
-    ):
-        h = logging.StreamHandler()
-        h.setFormatter(fmt)
-        root.addHandler(h)
+def setup_run_logging(log_dir: Path | None, rank: int = 0) -> None:
+    """Training logs: console + ``logs/train_<time>.log`` on rank 0, warnings only elsewhere
+    (through :func:`isegm.utils.log.setup_logging`, so progress bars stay intact)."""
+    log_file = None
     if log_dir is not None and rank == 0:
-        stamp = datetime.now().strftime("%Y-%m-%d-%H-%M-%S")
-        fh = logging.FileHandler(Path(log_dir) / f"train_{stamp}.log")
-        fh.setFormatter(fmt)
-        root.addHandler(fh)
+        log_file = Path(log_dir) / f"train_{datetime.now().strftime('%Y-%m-%d-%H-%M-%S')}.log"
+    setup_logging(log_file, level=logging.INFO if rank == 0 else logging.WARNING)

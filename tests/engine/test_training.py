@@ -30,6 +30,11 @@ def _run(args, env=None, timeout=600, check=True):
     return proc
 
 
+def _tiny(script: str, root: Path, *extra: str) -> list[str]:
+    """Command line of a CPU run of the tiny test experiment writing under ``root``."""
+    return [script, EXP, "--cpu", "--workers", "0", "--exps-path", str(root), *extra]
+
+
 def _weights(exp_dir: Path) -> dict:
     return torch.load(exp_dir / "checkpoints" / "last.pth", weights_only=True)["model"]
 
@@ -42,47 +47,17 @@ def _only_dir(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("single")
-    _run(["train.py", EXP, "--cpu", "--workers", "0", "--exps-path", str(root), "--exp-name", "a"])
+    _run(_tiny("train.py", root, "--exp-name", "a"))
     return _only_dir(root)
 
 
 def test_ddp_two_processes_equal_single_process(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TINY_ARCH": "plainvit"}
-    _run(
-        [
-            "train.py",
-            EXP,
-            "--cpu",
-            "--workers",
-            "0",
-            "--exps-path",
-            str(tmp_path / "one"),
-            "--exp-name",
-            "a",
-        ],
-        env={"TINY_ARCH": "plainvit"},
-    )
+    plain = {"TINY_ARCH": "plainvit"}
+    _run(_tiny("train.py", tmp_path / "one", "--exp-name", "a"), env=plain)
     single_run = _only_dir(tmp_path / "one")
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        str(29000 + os.getpid() % 1000),
-        "dis_train.py",
-        EXP,
-        "--cpu",
-        "--workers",
-        "0",
-        "--exps-path",
-        str(tmp_path / "two"),
-        "--exp-name",
-        "ddp",
-    ]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    port = str(29000 + os.getpid() % 1000)
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", port]
+    _run(launcher + _tiny("dis_train.py", tmp_path / "two", "--exp-name", "ddp"), env=plain)
     ddp_dir = _only_dir(tmp_path / "two")
     sums = json.loads((ddp_dir / "weights_checksum.json").read_text())["per_rank"]
     assert len(sums) == 2 and sums[0] == sums[1]  # the ranks hold identical weights
@@ -111,35 +86,13 @@ def _init_weights():
 
 
 def test_kill_and_resume_gives_same_weights(single_run, tmp_path):
-    args = [
-        "train.py",
-        EXP,
-        "--cpu",
-        "--workers",
-        "0",
-        "--exps-path",
-        str(tmp_path),
-        "--exp-name",
-        "k",
-    ]
+    args = _tiny("train.py", tmp_path, "--exp-name", "k")
     killed = _run(args, env={"ISEGM_KILL_AFTER_STEPS": "5"}, check=False)
     assert killed.returncode == -9  # really killed mid-run (epoch 1, step 1)
     exp_dir = _only_dir(tmp_path)
     state = torch.load(exp_dir / "checkpoints" / "last.pth", weights_only=True)
     assert (state["epoch"], state["step_in_epoch"]) == (1, 1)
-    _run(
-        [
-            "train.py",
-            EXP,
-            "--cpu",
-            "--workers",
-            "0",
-            "--exps-path",
-            str(tmp_path),
-            "--resume-exp",
-            exp_dir.name[:3],
-        ]
-    )
+    _run(_tiny("train.py", tmp_path, "--resume-exp", exp_dir.name[:3]))
     resumed, straight = _weights(exp_dir), _weights(single_run)
     for k in straight:
         assert torch.equal(resumed[k], straight[k]), k
