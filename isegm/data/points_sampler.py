@@ -27,6 +27,8 @@ from typing import Union
 import cv2
 import numpy as np
 
+from isegm.utils.distance import exact_distance_transform
+
 from .sample import DSample
 
 __all__ = ["MultiPointSampler", "geometric_probs", "inner_point_candidates"]
@@ -53,8 +55,7 @@ def inner_point_candidates(mask: np.ndarray, k: float = 1.7) -> np.ndarray:
     Used for "first click in the centre": the distance transform is computed on the mask padded
     with background, so the image border counts as an object border.
     """
-    padded = np.pad(mask.astype(np.uint8), 1)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    dist = exact_distance_transform(mask)
     if dist.max() <= 0:
         return np.zeros((0, 2), np.int64)
     return np.argwhere(dist > dist.max() / k)

@@ -29,8 +29,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Union
 
-import cv2
 import numpy as np
+
+from isegm.utils.distance import exact_distance_transform
 
 __all__ = [
     "CLICK_MODES",
@@ -80,13 +81,6 @@ def _as_generator(rng: SeedLike) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
-def _padded_dt(region: np.ndarray) -> np.ndarray:
-    """Exact L2 distance to the nearest non-region pixel, image border counting as outside."""
-    padded = np.pad(region.astype(np.uint8), 1, mode="constant")
-    dt = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return dt[1:-1, 1:-1]
-
-
 def _draw_top_value(dt: np.ndarray, rng: np.random.Generator) -> float:
     """A value drawn uniformly from the 50 largest entries of ``dt`` (duplicates, zeros kept)."""
     flat = dt.ravel()
@@ -119,8 +113,8 @@ def get_next_click(
     """
     if mode not in CLICK_MODES:
         raise ValueError(f"unknown click mode {mode!r}, expected one of {CLICK_MODES}")
-    fn_dt = _padded_dt(fn_mask)
-    fp_dt = _padded_dt(fp_mask)
+    fn_dt = exact_distance_transform(fn_mask)
+    fp_dt = exact_distance_transform(fp_mask)
     if not_clicked is not None:
         fn_dt = fn_dt * not_clicked
         fp_dt = fp_dt * not_clicked

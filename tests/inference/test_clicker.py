@@ -9,11 +9,11 @@ import torch
 from isegm.inference.clicker import (
     Click,
     Clicker,
-    _padded_dt,
     clicks_to_points,
     get_next_click,
     next_clicks_batch,
 )
+from isegm.utils.distance import exact_distance_transform
 
 
 def test_click_is_frozen_and_copyable() -> None:
@@ -117,7 +117,7 @@ def test_random_top50_is_reproducible_and_draws_from_top50() -> None:
     assert a == b
     assert a != c
     # Only FN errors: every click is positive and its distance is among the 50 largest.
-    dt = _padded_dt(gt == 1)
+    dt = exact_distance_transform(gt == 1)
     top50 = np.sort(dt.ravel())[::-1][:50]
     assert all(k.is_positive for k in a)
     assert all(dt[k.coords] >= top50[-1] for k in a)
