@@ -46,8 +46,10 @@ def exact_distance_transform(region: np.ndarray) -> np.ndarray:
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     if dist.size == 0:
         return dist
-    squared = dist * dist
-    rounded = np.rint(squared)
-    if float(dist.max()) < _CV2_EXACT_LIMIT and float(np.abs(squared - rounded).max()) < 0.25:
-        return np.sqrt(rounded)
+    if float(dist.max()) < _CV2_EXACT_LIMIT:
+        squared = np.multiply(dist, dist)
+        rounded = np.rint(squared)
+        residual = np.abs(np.subtract(squared, rounded, out=squared), out=squared)
+        if float(residual.max()) < 0.25:
+            return np.sqrt(rounded, out=rounded)
     return ndimage.distance_transform_edt(padded)[1:-1, 1:-1].astype(np.float32)
