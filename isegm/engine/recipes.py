@@ -221,24 +221,32 @@ def mae_224_recipe(arch: str) -> Recipe:
     )
 
 
-def synthetic_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
-    """The built-in default's budget: 6 epochs × 150 steps × 12 synthetic scenes at 224 px,
-    from scratch (about 20 minutes on a 2-core CPU)."""
+def synthetic_recipe(
+    arch: str,
+    token_weight: float,
+    score_weight: float,
+    init: tuple[str, str] | None = None,
+    epochs: int = 6,
+    milestones: tuple[int, ...] = (4, 5),
+) -> Recipe:
+    """The built-in default's budget: ``epochs`` × 150 steps × 12 synthetic scenes at 224 px
+    (6 epochs: about 20 minutes on a 2-core CPU), from scratch or from ``init`` (see
+    :class:`Recipe`)."""
     from .trainer import LossConfig, TrainConfig
 
     return Recipe(
         arch=arch,
         img_size=224,
-        init=None,
+        init=init,
         augment={},
         epoch_len=-1,
         datasets=synthetic_datasets,
         train=TrainConfig(
-            epochs=6,
+            epochs=epochs,
             batch_size=12,
             lr=5e-4,
             weight_decay=0.05,
-            milestones=(4, 5),
+            milestones=milestones,
             checkpoint_interval=2,
             image_dump_interval=100,
             max_steps_per_epoch=150,
