@@ -7,9 +7,9 @@ the selection blocks start at init) and trains 3 more epochs:
 
     python train.py models/mst_tiny_synthetic.py --cpu --exp-name default
 """
-from isegm.engine.recipes import synthetic_recipe
+from isegm.engine.recipes import synthetic_finetune_recipe
 
 MODEL_NAME = "mst_tiny_synthetic"
-init_model, get_datasets, get_train_config = synthetic_recipe(
-    "mst_tiny_224", 0.1, 0.1, init=("TINY_PLAINVIT", "simpleclick"), epochs=3, milestones=(2,)
+init_model, get_datasets, get_train_config = synthetic_finetune_recipe(
+    "mst_tiny_224", 0.1, 0.1
 ).hooks()

@@ -4,9 +4,9 @@ models have had exactly the same data and budget.
 
     python train.py models/plainvit_tiny_synthetic_ft.py --cpu --exp-name default
 """
-from isegm.engine.recipes import synthetic_recipe
+from isegm.engine.recipes import synthetic_finetune_recipe
 
 MODEL_NAME = "plainvit_tiny_synthetic_ft"
-init_model, get_datasets, get_train_config = synthetic_recipe(
-    "plainvit_tiny_224", 0.0, 0.0, init=("TINY_PLAINVIT", "simpleclick"), epochs=3, milestones=(2,)
+init_model, get_datasets, get_train_config = synthetic_finetune_recipe(
+    "plainvit_tiny_224", 0.0, 0.0
 ).hooks()

@@ -175,6 +175,19 @@ def synthetic_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int
     return train, val
 
 
+def synthetic_finetune_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
+    """3 more synthetic epochs from the tiny plain ViT (``TINY_PLAINVIT``): the built-in
+    default MST and its plain-ViT control share this, so their budgets cannot drift apart."""
+    return synthetic_recipe(
+        arch,
+        token_weight,
+        score_weight,
+        init=("TINY_PLAINVIT", "simpleclick"),
+        epochs=3,
+        milestones=(2,),
+    )
+
+
 def cclvs_448_recipe(arch: str, token_weight: float = 1.0) -> Recipe:
     """MST 448 scripts (``main`` / ``mst-448``): COCO+LVIS, SimpleClick ViT-B init, AdamW 5e-6,
     steps at 60/80, instance + token (CL) + focal score losses."""

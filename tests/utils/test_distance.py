@@ -11,7 +11,23 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from isegm.utils import distance
 from isegm.utils.distance import exact_distance_transform
+
+
+@pytest.fixture
+def scipy_calls(monkeypatch) -> list:
+    """Records the calls of the SciPy fallback (the fast path must not need it)."""
+    calls: list = []
+    exact_edt = ndimage.distance_transform_edt
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return exact_edt(*args, **kwargs)
+
+    monkeypatch.setattr(distance.ndimage, "distance_transform_edt", spy)
+    return calls
+
 
 # A 64x64 false-negative region from a training run on which OpenCV 5.0's precise transform,
 # with 2 threads, returned sqrt(50) as 7.071068 or 7.0710683 depending on the call; the click
@@ -46,7 +62,7 @@ def test_regression_region_is_exact_on_every_call() -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_equals_scipy_on_random_blobs(seed: int) -> None:
+def test_equals_scipy_on_random_blobs(seed: int, scipy_calls: list) -> None:
     rng = np.random.default_rng(seed)
     region = np.zeros((237, 311), np.uint8)
     for _ in range(12):
@@ -55,12 +71,15 @@ def test_equals_scipy_on_random_blobs(seed: int) -> None:
     region[rng.random(region.shape) < 0.01] = 0  # holes
     out = exact_distance_transform(region.astype(bool))
     assert out.dtype == np.float32 and out.shape == region.shape
+    assert scipy_calls == []  # computed on the fast OpenCV path
     np.testing.assert_array_equal(out, _reference(region.astype(bool)))
 
 
-def test_large_distances_use_the_exact_fallback() -> None:
+def test_large_distances_use_the_exact_fallback(scipy_calls: list) -> None:
     region = np.ones((2100, 2090), bool)  # centre distance ~1045 px > the OpenCV-exact limit
     out = exact_distance_transform(region)
+    # OpenCV happens to be exact on this mask too, so equality alone would not show the path
+    assert scipy_calls == [(2102, 2092)]
     assert out.max() > 1024
     np.testing.assert_array_equal(out, _reference(region))
 
