@@ -18,12 +18,16 @@ is fixed by the checkpoints, the datasets and the options that change the result
 ``isegm/inference/results.py``. A killed run continues where it stopped with ``--resume`` (same
 command line, or ``--resume <run folder>``); finished samples are not recomputed. Without
 ``--resume`` an existing run folder is moved aside (``<name>.prev-<time>``), never overwritten.
+A run folder in use is locked (``.lock``, released when its process ends, kill -9 included): a
+second run on it stops with one line naming the folder and the other pid. A new run that fails
+before finishing a sample leaves no folder behind.
 
 Exit codes: 0 at least one model x dataset was evaluated (datasets that are not present are
 reported and skipped, and listed at the end; unreadable samples are reported and skipped);
 1 nothing could be evaluated (every dataset skipped); 2 bad command line, missing or broken
-checkpoint, unreadable config or a ``--resume`` folder made with other options (one ``error:``
-line, no traceback); 130 interrupted (the finished samples are on disk: rerun with --resume).
+checkpoint, unreadable config, a ``--resume`` folder made with other options or a run folder in
+use by another process (one ``error:`` line, no traceback); 130 interrupted (the finished
+samples are on disk: rerun with --resume).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -66,7 +71,14 @@ from isegm.inference.results import (
 from isegm.inference.transforms import ZoomIn
 from isegm.inference.utils import CheckpointError, load_is_model
 from isegm.utils.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
-from isegm.utils.log import add_log_file, progress_bar, reset_logging, setup_logging
+from isegm.utils.exp import FolderInUseError, FolderLock, remove_stale_temp_files
+from isegm.utils.log import (
+    add_log_file,
+    close_log_file,
+    progress_bar,
+    reset_logging,
+    setup_logging,
+)
 
 logger = logging.getLogger("evaluate_model")
 
@@ -202,6 +214,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     for name in args.path_overrides:
         if name not in args.dataset_names:
             logger.warning("--dataset-path %s: %s is not in --datasets", name, name)
+    if args.cf_n > 0 or args.acf:
+        logger.warning("--cf-n/--acf run cascade-forward here; the original release parsed and "
+                       "ignored them, so its published tables were made without it (README: "
+                       "Reproducing published numbers)")
     if (args.iou_analysis or args.print_ious) and args.min_n_clicks <= 1:
         args.effective_target = 1.01
     else:
@@ -396,11 +412,13 @@ def _diff(old: dict, new: dict) -> list[str]:
 
 
 def prepare_run_dir(args: argparse.Namespace, logs_root: Path, name: str,
-                    options: dict[str, Any]) -> tuple[Path, bool]:
-    """The run folder and whether finished samples in it are reused.
+                    options: dict[str, Any]) -> tuple[Path, bool, FolderLock]:
+    """The run folder, whether finished samples in it are reused, and its lock (held by this
+    process until released: a second run on the same folder stops with one line).
 
     Raises:
         ResumeError: ``--resume FOLDER`` is not a run folder or was made with other options.
+        FolderInUseError: another live evaluation writes into the run folder.
     """
     options = json.loads(json.dumps(options))  # as it reads back from run.json
     if isinstance(args.resume, str):
@@ -409,31 +427,64 @@ def prepare_run_dir(args: argparse.Namespace, logs_root: Path, name: str,
         if not state.is_file():
             raise ResumeError(f"--resume {args.resume}: not an evaluation run folder "
                               "(no run.json)")
+        lock = FolderLock(run_dir).acquire()
         old = json.loads(state.read_text()).get("key_options", {})
         if old != options:
+            lock.release()
             raise ResumeError(f"--resume {args.resume}: made with other options "
                               f"({', '.join(_diff(old, options))} differ)")
-        return run_dir, True
+        return run_dir, True, lock
     run_dir = logs_root / name
+    lock = FolderLock(run_dir).acquire()
     if args.resume:
         if (run_dir / "run.json").is_file():
             old = json.loads((run_dir / "run.json").read_text()).get("key_options", {})
             if old != options:
+                lock.release()
                 raise ResumeError(f"{run_dir}: run.json was made with other options "
                                   f"({', '.join(_diff(old, options))} differ)")
-            return run_dir, True
+            return run_dir, True, lock
         logger.info("nothing to resume in %s: starting a new run", run_dir)
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif any(p.name != FolderLock.NAME for p in run_dir.iterdir()):
+        # not in use (we hold its lock): the finished results of an earlier run
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         aside = run_dir.with_name(f"{run_dir.name}.prev-{stamp}")
         os.replace(run_dir, aside)
+        lock.release()
+        lock = FolderLock(run_dir).acquire()
         logger.warning("previous results of this run moved to %s (use --resume to continue "
                        "a run instead)", aside)
-    run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "run.json", json.dumps(
         {"key_options": options, "created": datetime.now().isoformat(timespec="seconds")},
         indent=2) + "\n")
-    return run_dir, False
+    return run_dir, False, lock
+
+
+def _has_samples(run_dir: Path) -> bool:
+    return any(p.stat().st_size > 0 for p in (run_dir / "ious").glob("*.jsonl"))
+
+
+def _remove_new_folders(run_dir: Path, first_new: Path | None) -> None:
+    """Deletes a run folder that a failed run created without finishing any sample, and the
+    folders above it that this run created (now empty)."""
+    close_log_file()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if first_new is not None and first_new != run_dir:
+        for parent in run_dir.parents:
+            if parent == first_new.parent:
+                break
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if empty
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
 
 
 # --------------------------------------------------------------------------- one model x data
@@ -536,8 +587,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     options = key_options(args, labels, fingerprints, names)
     logs_root = Path(args.logs_path) if args.logs_path else \
         Path(cfg.get("EXPS_PATH") or REPO / "experiments") / "evaluation_logs"
-    run_dir, resuming = prepare_run_dir(args, logs_root, run_folder_name(args, labels, names,
-                                                                        options), options)
+    run_name = run_folder_name(args, labels, names, options)
+    first_new = _first_missing(logs_root / run_name)
+    run_dir, resuming, lock = prepare_run_dir(args, logs_root, run_name, options)
+    args.run_state = (run_dir, resuming, lock, first_new)  # released by main()
+    if resuming:
+        for folder in (run_dir, run_dir / "ious"):
+            remove_stale_temp_files(folder)  # of a killed atomic write (we hold the lock)
     add_log_file(run_dir / "eval.log")
     logger.info("command: evaluate_model.py %s", " ".join(args.argv))
     logger.info("run folder: %s (%s); device %s", run_dir,
@@ -584,6 +640,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             if row["errors"]:
                 logger.warning("%s: %d unreadable sample(s) skipped: %s", ds_name,
                                row["errors"], ", ".join(row["error_names"]))
+            if row["empty_objects"]:
+                logger.warning("%s: %d object(s) with an empty mask left out of the averages: %s",
+                               ds_name, row["empty_objects"], ", ".join(row["empty_names"]))
             save_ious_npz(run_dir / "ious" / f"{stem}.npz", records, args.n_clicks)
             if args.save_ious:
                 save_ious_pickle(run_dir / "ious" / f"{stem}_{safe_name(args.eval_mode)}_"
@@ -633,8 +692,18 @@ def _save_iou_analysis(run_dir: Path, stem: str, ds_name: str, label: str,
                      "all_ious": all_ious}, f)
 
 
+def _release_run(args: argparse.Namespace | None) -> None:
+    """Unlocks the run folder; deletes it if this run created it and finished no sample."""
+    run_dir, resuming, lock, first_new = getattr(args, "run_state", (None, True, None, None))
+    if run_dir is not None and not resuming and not _has_samples(run_dir):
+        _remove_new_folders(run_dir, first_new)
+    if lock is not None:
+        lock.release()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
+    args = None
     try:
         try:
             args = parse_args(argv)
@@ -642,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(e.code or 0)
         args.argv = list(sys.argv[1:] if argv is None else argv)
         return _evaluate(args)
-    except (UsageError, CheckpointError, ConfigError, ResumeError) as e:
+    except (UsageError, CheckpointError, ConfigError, ResumeError, FolderInUseError) as e:
         msg = " ".join(str(e).split())
         print(f"error: {msg}", file=sys.stderr, flush=True)
         return 2
@@ -651,6 +720,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return 130
     finally:
+        _release_run(args)
         reset_logging()
 
 

@@ -413,3 +413,71 @@ def test_sample_log_survives_a_torn_line(tmp_path: Path) -> None:
     row = summarize([recs[0], recs[1]], n_clicks=2, target_iou=0.9)
     assert row["noc_90"] == 2 and row["nof_90"] == 1 and row["errors"] == 1
     assert format_hms(3725.4) == "1:02:05"
+
+
+# ------------------------------------------------------------------ reliability (issue 12)
+def _wait_for(predicate, proc: subprocess.Popen, what: str, safety_s: float = 600) -> None:
+    """Polls until ``predicate()``; the deadline is only a safety net against a hung test."""
+    deadline = time.monotonic() + safety_s
+    while not predicate():
+        assert proc.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} after {safety_s} s"
+        time.sleep(0.01)
+
+
+def test_a_second_run_on_a_live_run_folder_stops_with_one_line(env: dict, baseline: dict,
+                                                               tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    argv = base_args(env, logs, limit=50)
+    first = subprocess.Popen([sys.executable, str(SCRIPT), *map(str, argv)], cwd=REPO,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lock = logs / baseline["run_dir"].name / ".lock"
+    try:
+        _wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid),
+                  first, "lock file with its pid")
+        first.send_signal(signal.SIGSTOP)  # a live run, frozen while the second one tries
+        for extra in ([], ["--resume"], ["--resume", lock.parent]):
+            code, out, err = run_main(base_args(env, logs, limit=2) + extra)
+            errors = [line for line in err.splitlines() if line.startswith("error:")]
+            assert code == 2 and len(errors) == 1, err
+            assert str(lock.parent) in errors[0] and f"pid {first.pid}" in errors[0]
+            assert "Traceback" not in err
+        # the live folder was neither moved aside nor written into
+        assert [p.name for p in logs.iterdir()] == [lock.parent.name]
+        assert not (lock.parent / "summary.json").exists()
+    finally:
+        first.kill()  # kill -9: the kernel releases its lock
+        first.wait()
+    code, out, err = run_main(base_args(env, logs, limit=2) + ["--resume"])
+    assert code == 0, err
+    (row,) = results_of(lock.parent)
+    assert row["images"] == 2 and [p.name for p in logs.iterdir()] == [lock.parent.name]
+
+
+def test_leftovers_temp_files_modes_and_folders_of_failed_runs(env: dict, baseline: dict,
+                                                               tmp_path: Path) -> None:
+    # outputs written atomically (through mkstemp) get the same mode as the others
+    run_dir = baseline["run_dir"]
+    expected = (run_dir / "eval.log").stat().st_mode & 0o777
+    for name in ("run.json", "summary.json", "summary.csv", "results.txt"):
+        assert (run_dir / name).stat().st_mode & 0o777 == expected, name
+
+    # a killed atomic write leaves a temp file: a resumed run cleans it up
+    logs = tmp_path / "logs"
+    shutil.copytree(run_dir, logs / run_dir.name)
+    stale = [logs / run_dir.name / "summary.json.k9x2.tmp",
+             logs / run_dir.name / "ious" / "tiny_GrabCut.npz.tmp.npz"]
+    for p in stale:
+        p.write_bytes(b"half")
+    code, _, err = run_main(base_args(env, logs) + ["--resume"])
+    assert code == 0, err
+    assert not any(p.exists() for p in stale)
+
+    # a new run that fails before its first sample leaves no folder behind
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"")
+    argv = base_args(env, tmp_path / "new" / "logs")
+    argv[argv.index(env["ckpt"])] = broken
+    code, _, err = run_main(argv)
+    assert code == 2 and "broken.pth" in err
+    assert not (tmp_path / "new").exists()

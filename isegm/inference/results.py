@@ -44,6 +44,7 @@ import numpy as np
 
 from isegm.inference.evaluation import SampleResult
 from isegm.inference.metrics import compute_noc_metric, mean_iou_per_click, seconds_per_click
+from isegm.utils.exp import default_file_mode
 
 __all__ = [
     "NOC_THRESHOLDS",
@@ -90,6 +91,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_file_mode())  # mkstemp makes 0600; the other outputs are 0644
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -114,6 +116,7 @@ class SampleRecord:
         clicks: per object, ``(y, x, is_positive)`` per click.
         elapsed: seconds spent on the sample (loading included).
         error: why the sample could not be read (then ``ious`` is empty).
+        empty: indices of objects with an empty mask (not evaluated, not averaged).
     """
 
     index: int
@@ -122,6 +125,7 @@ class SampleRecord:
     clicks: list[list[tuple[int, int, bool]]] = dataclasses.field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None
+    empty: list[int] = dataclasses.field(default_factory=list)
 
     def to_json(self) -> str:
         data: dict[str, Any] = {"index": self.index, "name": self.name}
@@ -132,6 +136,8 @@ class SampleRecord:
             data["ious"] = [[float(v) for v in np.asarray(x, np.float32)] for x in self.ious]
             data["clicks"] = [[[int(y), int(x), int(bool(p))] for y, x, p in c]
                               for c in self.clicks]
+            if self.empty:
+                data["empty"] = [int(j) for j in self.empty]
         data["elapsed"] = round(float(self.elapsed), 6)
         return json.dumps(data, separators=(",", ":"))
 
@@ -148,6 +154,7 @@ class SampleRecord:
                     for c in data.get("clicks", [])],
             elapsed=float(data.get("elapsed", 0.0)),
             error=data.get("error"),
+            empty=[int(j) for j in data.get("empty", [])],
         )
 
 
@@ -157,7 +164,8 @@ def record_from_result(result: SampleResult, name: str) -> SampleRecord:
                 bool(c.is_positive)) for c in obj] for obj in result.clicks]
     return SampleRecord(index=int(result.index), name=name,
                         ious=[np.asarray(x, np.float32) for x in result.ious],
-                        clicks=clicks, elapsed=float(result.elapsed), error=result.error)
+                        clicks=clicks, elapsed=float(result.elapsed), error=result.error,
+                        empty=list(result.empty))
 
 
 def read_sample_log(path: Path, repair: bool = False) -> dict[int, SampleRecord]:
@@ -245,7 +253,8 @@ def summarize(
         dict with ``noc_80 .. noc_95``, ``nof_80 .. nof_95`` (None above ``min(0.95, target)``),
         ``noc_target``/``nof_target``, ``miou_1``, ``miou_5`` (None if fewer clicks),
         ``miou_per_click`` (list), ``spc``, ``time_s``, ``samples`` (objects evaluated),
-        ``images`` (samples read), ``errors`` and ``error_names``.
+        ``images`` (samples read), ``errors`` and ``error_names``, ``empty_objects`` and
+        ``empty_names`` (objects with an empty mask, left out of every average).
     """
     all_ious = [ious for r in records if r.error is None for ious in r.ious]
     row: dict[str, Any] = {}
@@ -279,6 +288,9 @@ def summarize(
     row["images"] = sum(r.error is None for r in records)
     row["errors"] = sum(r.error is not None for r in records)
     row["error_names"] = [r.name for r in records if r.error is not None]
+    row["empty_objects"] = sum(len(r.empty) for r in records if r.error is None)
+    row["empty_names"] = [r.name if len(r.ious) + len(r.empty) == 1 else f"{r.name}#{j}"
+                          for r in records if r.error is None for j in r.empty]
     return row
 
 
@@ -345,7 +357,7 @@ CSV_FIELDS = (
     "model", "dataset",
     "noc_80", "noc_85", "noc_90", "noc_95", "nof_80", "nof_85", "nof_90", "nof_95",
     "noc_target", "nof_target", "miou_1", "miou_5", "spc", "time_s", "time",
-    "samples", "images", "errors", "reused_samples", "checkpoint",
+    "samples", "images", "errors", "empty_objects", "reused_samples", "checkpoint",
 )
 
 
@@ -382,7 +394,8 @@ def save_ious_npz(path: Path, records: Iterable[SampleRecord], n_clicks: int) ->
     for rec in records:
         if rec.error is not None:
             continue
-        for j, ious in enumerate(rec.ious):
+        evaluated = [j for j in range(len(rec.ious) + len(rec.empty)) if j not in rec.empty]
+        for j, ious in zip(evaluated, rec.ious):
             padded = np.full(n_clicks, np.nan, np.float32)
             k = min(len(ious), n_clicks)
             padded[:k] = ious[:k]
