@@ -41,6 +41,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from isegm.data.base import DatasetError
+from isegm.data.io import decode_image
+from isegm.data.mask_io import read_mask_file
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.transforms import ZoomIn
@@ -141,7 +144,8 @@ def load_model(checkpoint: str | Path | None, device: torch.device | str = "cpu"
 
 # --------------------------------------------------------------------------- files and clicks
 def read_image(path: str | Path) -> np.ndarray:
-    """Reads an image file as HxWx3 uint8 RGB (grey and alpha images are converted).
+    """Reads an image file as HxWx3 uint8 RGB (grey and alpha images are converted; 16-bit
+    images are scaled by the bits they use, see :func:`isegm.data.io.decode_image`).
 
     Raises:
         InputError: the file is missing or not a readable image.
@@ -150,31 +154,34 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    image = decode_image(data, str(path)) if data.size else None
     if image is None:
         raise InputError(f"cannot read {path} as an image")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return image
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Reads a mask or label-map file as an HxW integer array (channel 0 of a colour file).
+    """Reads a mask or label-map file as an HxW int32 array of object ids (0 background).
+
+    The project's one mask reader (:mod:`isegm.data.mask_io`): 0/1, 0/255, trimap, label map
+    1..k or palette PNG; a soft (blurred, JPEG-saved) mask is thresholded at 50 % of its
+    maximum with a warning and gives one object; ignored pixels (trimap 128, palette 255) are
+    background here.
 
     Args:
         path: PNG/BMP/... file; 8 or 16 bits.
         size: expected (H, W), if any.
 
     Raises:
-        InputError: the file is missing, unreadable or of another size.
+        InputError: the file is missing, unreadable, a colour mask or of another size.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"mask not found: {path}")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if mask is None:
-        raise InputError(f"cannot read {path} as a mask image")
-    if mask.ndim == 3:
-        mask = mask[:, :, 2] if mask.shape[2] >= 3 else mask[:, :, 0]  # BGR(A): red = channel 0
+    try:
+        mask = read_mask_file(path, soft="threshold").objects_only()
+    except DatasetError as e:
+        raise InputError(str(e)) from None
     if size is not None and tuple(mask.shape) != tuple(size):
         raise InputError(
             f"mask {path} is {mask.shape[1]}x{mask.shape[0]} pixels, "

@@ -13,14 +13,16 @@ import numpy as np
 
 from .base import DatasetError
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "read_mask", "require_dir", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "decode_image", "read_bytes", "read_image", "read_mask",
+           "require_dir", "list_images"]
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 
-def _read_bytes(path: Path) -> np.ndarray:
+def read_bytes(path: Path) -> np.ndarray:
+    """The bytes of a file as a uint8 array; ``DatasetError`` if missing, unreadable or empty."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as e:
@@ -30,17 +32,42 @@ def _read_bytes(path: Path) -> np.ndarray:
     return data
 
 
+def decode_image(data: np.ndarray, name: str) -> np.ndarray | None:
+    """Encoded image bytes → H×W×3 uint8 **RGB** (None if not an image).
+
+    Grey and alpha images become RGB (EXIF orientation applied). 16-bit and float images are
+    scaled by the bit depth they actually use, not by the container's: a 12-bit image in a
+    16-bit file is divided by 4095, so it is not nearly black (OpenCV's own conversion keeps only
+    the top 8 of 16 bits); a note is logged whenever such scaling happens.
+    """
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is None:
+        return None
+    if image.dtype != np.uint8:
+        top = float(image.max()) if image.size else 0.0
+        if np.issubdtype(image.dtype, np.integer):
+            bits = max(8, int(top).bit_length())
+            scale = 255.0 / (2 ** bits - 1)
+            how = f"uses {bits} of its {8 * image.dtype.itemsize} bits"
+        else:
+            scale = 255.0 if top <= 1.0 else 255.0 / top
+            how = "is floating point"
+        logger.info("image %s %s: scaled to 8 bits by x%.6g", name, how, scale)
+        image = np.clip(np.rint(image.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as H×W×3 uint8 **RGB**.
+    """Read an image file as H×W×3 uint8 **RGB** (see :func:`decode_image`).
 
     Raises:
         DatasetError: the file is missing, empty or not a decodable image.
     """
     path = Path(path)
-    image = cv2.imdecode(_read_bytes(path), cv2.IMREAD_COLOR)
+    image = decode_image(read_bytes(path), str(path))
     if image is None:
         raise DatasetError(f"cannot decode image {path}")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -50,7 +77,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         DatasetError: the file is missing, empty or not a decodable image.
     """
     path = Path(path)
-    mask = cv2.imdecode(_read_bytes(path), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imdecode(read_bytes(path), cv2.IMREAD_UNCHANGED)
     if mask is None:
         raise DatasetError(f"cannot decode mask {path}")
     return mask

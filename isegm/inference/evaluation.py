@@ -112,6 +112,8 @@ class SampleResult:
         clicks: per object, the clicks made.
         elapsed: seconds for this sample, data loading included (as the reference's SPC).
         error: message if the sample could not be loaded (then ``ious`` is empty).
+        empty: indices of objects whose mask has no object pixel: not evaluated (no entry in
+            ``ious``), reported by name and left out of every average.
     """
 
     index: int
@@ -120,6 +122,7 @@ class SampleResult:
     clicks: list[list[Click]] = dataclasses.field(default_factory=list)
     elapsed: float = 0.0
     error: str | None = None
+    empty: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def num_clicks(self) -> int:
@@ -180,6 +183,11 @@ def evaluate_dataset(
 
         result = SampleResult(index=index, sample_id=getattr(sample, "sample_id", None))
         for j, gt_mask in enumerate(gt_masks):
+            if not (gt_mask == 1).any():  # nothing to segment: not a failure at NoC = max
+                logger.warning("sample %s (%s): object %d has an empty mask; left out of the "
+                               "averages", index, _sample_name(dataset, index), j)
+                result.empty.append(j)
+                continue
             obj_seed = None if seed is None else np.random.SeedSequence([seed, index, j])
             clicks, ious, _ = evaluate_sample(sample.image, gt_mask, predictor,
                                               seed=obj_seed, **kwargs)

@@ -1,9 +1,12 @@
 """A generic folder of images and masks (``ImagesDir:<path>`` on the command line).
 
 ``<path>/images/<stem>.<ext>`` and, per object, ``<path>/masks/<stem>.png`` or
-``<path>/masks/<stem>_<n>.png``. Masks are trimaps as in GrabCut: ``> 128`` object, ``== 128``
-ignore, else background. Every mask file is one sample, so an image with three masks yields three
-single-object samples. Images without masks and masks without images are skipped with a warning.
+``<path>/masks/<stem>_<n>.png``. Every mask file is one sample, so an image with three masks yields
+three samples. Masks are read by :mod:`isegm.data.mask_io`: 0/1 or 0/255 binary, 0/128/255 trimap
+(128 ignored), label map 1..k or palette PNG (one object per id); a colour or soft mask is an error
+naming the file, and a mask without object pixels gives an empty object, which the evaluation
+reports by name and leaves out of the averages. Images without masks and masks without images are
+skipped with a warning.
 """
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ..base import DatasetError, ISDataset
-from ..io import list_images, read_image, read_mask, require_dir
+from ..io import list_images, read_image, require_dir
+from ..mask_io import IGNORE_ID, read_mask_file
 from ..sample import DSample
-from .grabcut import decode_trimap
 
 __all__ = ["ImagesDirDataset"]
 
@@ -75,6 +78,11 @@ class ImagesDirDataset(ISDataset):
     def get_sample(self, index: int, rng: np.random.Generator | None = None) -> DSample:
         image_path, mask_path = self.dataset_samples[index]
         image = read_image(image_path)
-        label_map, objects_ids, ignore_ids = decode_trimap(read_mask(mask_path))
-        return DSample(image, label_map, objects_ids=objects_ids, ignore_ids=ignore_ids,
+        mask = read_mask_file(mask_path, soft="error")
+        if mask.labels.shape != image.shape[:2]:
+            raise DatasetError(f"mask {mask_path} is {mask.labels.shape[1]}x"
+                               f"{mask.labels.shape[0]}, its image {image_path.name} is "
+                               f"{image.shape[1]}x{image.shape[0]}")
+        # An empty mask stays one (empty) object, so the evaluation reports it by name.
+        return DSample(image, mask.labels, objects_ids=mask.ids or [1], ignore_ids=[IGNORE_ID],
                        sample_id=index, image_name=mask_path.stem)
