@@ -217,3 +217,29 @@ def test_worker_keeps_order_and_never_blocks_the_caller():
         assert threading.current_thread() is threading.main_thread()
     finally:
         worker.stop()
+
+
+def test_ctrl_m_soft_masks_give_one_object_label_maps_several(tmp_path: Path, caplog):
+    """Ctrl+M reads files with predict.read_mask: before, a blurred mask gave ~250 objects and
+    a JPEG-saved binary mask a dozen."""
+    square = np.zeros((H, W), np.uint8)
+    square[40:100, 50:130] = 255
+    files = {
+        "blurred.png": cv2.GaussianBlur(square, (15, 15), 5),
+        "saved.jpg": square,
+    }
+    for name, array in files.items():
+        cv2.imwrite(str(tmp_path / name), array, [cv2.IMWRITE_JPEG_QUALITY, 50])
+        c = make_controller(memory=True)
+        c.load_mask(read_mask(tmp_path / name, (H, W)))
+        assert c.object_count == 0 and c.has_loaded_mask, name
+        overlap = (c.current_mask & (square > 0)).sum() / (c.current_mask | (square > 0)).sum()
+        assert overlap > 0.95, name
+        assert "soft" in caplog.text and "50 % of its maximum" in caplog.text
+    labels = np.zeros((H, W), np.uint8)
+    labels[:20], labels[50:60], labels[100:] = 1, 2, 3
+    cv2.imwrite(str(tmp_path / "labels.png"), labels)
+    c = make_controller(memory=True)
+    c.load_mask(read_mask(tmp_path / "labels.png", (H, W)))
+    assert c.object_count == 2
+    np.testing.assert_array_equal(c.current_mask, labels == 3)
