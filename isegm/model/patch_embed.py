@@ -18,7 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pi_resize_matrix", "pi_resize_kernel", "resize_pos_grid", "resize_pos_embed_checkpoint"]
+__all__ = [
+    "POS_EMBED_RESIZE_MODES",
+    "inference_pos_grids",
+    "pi_resize_matrix",
+    "pi_resize_kernel",
+    "resize_pos_grid",
+    "resize_pos_embed_checkpoint",
+]
+
+POS_EMBED_RESIZE_MODES = ("once", "two-step")
 
 
 @cache
@@ -58,6 +67,30 @@ def resize_pos_grid(
     grid = pos.reshape(1, old[0], old[1], C).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=new, mode="bicubic", antialias=antialias)
     return grid.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], C)
+
+
+def inference_pos_grids(
+    pos_embed: Tensor, base_grid: tuple[int, int], grids: list[tuple[int, int]], mode: str = "once"
+) -> list[Tensor]:
+    """Position embeddings of a stored ``pos_embed [1, 1 + n, C]`` (cls slot + square grid) for
+    each token grid of one forward pass.
+
+    ``once``: each grid resized straight from the stored grid (bicubic, antialiased); training
+    and this project's own evaluation. ``two-step``: what the original evaluation scripts do at
+    a size other than the training size. They first resize the stored grid to the input's 16-px
+    grid ``base_grid`` (bicubic, no antialias: ``interpolate_pos_embed_inference``), and MST then
+    resizes that grid to each stream's grid (antialiased) at every forward; for ``base_grid``
+    itself (and for SimpleClick, which uses it as is) the second step is the identity. At the
+    training size both modes are the same.
+    """
+    if mode not in POS_EMBED_RESIZE_MODES:
+        raise ValueError(f"pos-embed resize mode must be one of {POS_EMBED_RESIZE_MODES}, got {mode!r}")
+    pos = pos_embed[:, 1:]
+    side = int(round(pos.shape[1] ** 0.5))
+    stored = (side, side)
+    if mode == "two-step":
+        pos, stored = resize_pos_grid(pos, stored, base_grid, antialias=False), tuple(base_grid)
+    return [resize_pos_grid(pos, stored, g) for g in grids]
 
 
 def resize_pos_embed_checkpoint(

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig, SelectionConfig
 from .layers import CrossAttention, LayerNorm6, make_mlp
-from .patch_embed import pi_resize_kernel, resize_pos_grid
+from .patch_embed import inference_pos_grids, pi_resize_kernel
 from .token_selection import ScoreBlock, click_kernel, click_token_index, select_stream
 
 __all__ = ["PatchEmbed", "PlainViT", "MSTViT", "MSTBlock"]
@@ -55,11 +55,6 @@ def _grid(x: Tensor, patch: int) -> tuple[int, int]:
     return x.shape[-2] // patch, x.shape[-1] // patch
 
 
-def _stored_grid(pos_embed: Tensor) -> tuple[int, int]:
-    side = int(round((pos_embed.shape[1] - 1) ** 0.5))
-    return side, side
-
-
 class PlainViT(nn.Module):
     """SimpleClick's ViT: MAE weights, click tokens added to the patch tokens, and window
     attention (2×2 windows of 224-px size at 448) in all blocks except every ``depth/4``-th
@@ -80,6 +75,9 @@ class PlainViT(nn.Module):
             ]
         )
         self.global_every = 6 if cfg.depth == 12 else max(cfg.depth // 4, 1)
+        # how the stored pos-embed grid reaches other input sizes (``inference_pos_grids``);
+        # the evaluation settings may select the original scripts' ``two-step``
+        self.pos_embed_resize = "once"
 
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}
@@ -87,7 +85,7 @@ class PlainViT(nn.Module):
     def embed_image(self, image: Tensor) -> dict:
         """Image-only part: patch tokens plus position embeddings, ``[B, N, C]``."""
         grid = _grid(image, self.cfg.patch_size)
-        pos = resize_pos_grid(self.pos_embed[:, 1:], _stored_grid(self.pos_embed), grid)
+        (pos,) = inference_pos_grids(self.pos_embed, grid, [grid], self.pos_embed_resize)
         return {"x": self.patch_embed(image), "pos": pos, "grid": grid}
 
     def _windows(self, grid: tuple[int, int]) -> tuple[int, int]:
@@ -216,6 +214,7 @@ class MSTViT(nn.Module):
                 for i in range(cfg.depth)
             ]
         )
+        self.pos_embed_resize = "once"  # see PlainViT
 
     def no_weight_decay(self) -> set[str]:
         return {"pos_embed"}
@@ -225,20 +224,20 @@ class MSTViT(nn.Module):
         with their position embeddings (``[B, N_s|N_b|N_l, C]``)."""
         sel = self.cfg.selection
         p_s, p_b, p_l = sel.small_patch, self.cfg.patch_size, sel.large_patch
-        stored = _stored_grid(self.pos_embed)
-        pos = self.pos_embed[:, 1:]
         g_s, g_b, g_l = _grid(image, p_s), _grid(image, p_b), _grid(image, p_l)
-        pos_s = resize_pos_grid(pos, stored, g_s)
+        multiscale = sel.token_mode == "multiscale"
+        pos_s, pos_b, *pos_l = inference_pos_grids(
+            self.pos_embed, g_b, [g_s, g_b] + ([g_l] if multiscale else []), self.pos_embed_resize
+        )
         emb = {
             "x": self.patch_embed(image),
-            "pos": resize_pos_grid(pos, stored, g_b),
+            "pos": pos_b,
             "grid": g_b,
             "x_s": self.patch_embed(image, p_s) + pos_s,
             "pos_s": pos_s,
         }
-        if sel.token_mode == "multiscale":
-            pos_l = resize_pos_grid(pos, stored, g_l)
-            emb.update(x_l=self.patch_embed(image, p_l) + pos_l, pos_l=pos_l)
+        if multiscale:
+            emb.update(x_l=self.patch_embed(image, p_l) + pos_l[0], pos_l=pos_l[0])
         return emb
 
     def forward_tokens(
