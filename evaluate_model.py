@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ import torch
 from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX, get_eval_dataset
 from isegm.inference.clicker import CLICK_MODES
+from isegm.inference import eval_settings
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.results import (
@@ -68,7 +70,6 @@ from isegm.inference.results import (
     summarize,
     write_summary,
 )
-from isegm.inference.transforms import ZoomIn
 from isegm.inference.utils import CheckpointError, load_is_model
 from isegm.utils.config import DEFAULT_CONFIG_PATH, ConfigError, load_config
 from isegm.utils.exp import FolderInUseError, FolderLock, remove_stale_temp_files
@@ -131,8 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run all --n-clicks clicks (target 1.01) for true mIoU curves")
     p.add_argument("--inference_size", "--inference-size", dest="inference_size", type=int,
                    default=448, help="ZoomIn crop side fed to the network (default 448)")
-    p.add_argument("--davis-scale", type=float, default=1.0,
-                   help="crop side multiplier for DAVIS (the reference main branch uses 1.5)")
     p.add_argument("--n-clicks", type=int, default=20, help="click budget and NoC cap")
     p.add_argument("--min-n-clicks", type=int, default=1,
                    help="never stop before this many clicks")
@@ -174,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="RUN_FOLDER",
                    help="continue an interrupted run: the same command line finds its folder; "
                         "or give the run folder")
+    eval_settings.add_arguments(p)
     return p
 
 
@@ -195,8 +195,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         raise UsageError("--threads must be >= 1")
     if not 0.0 < args.thresh < 1.0:
         raise UsageError("--thresh must be in (0, 1)")
-    if args.davis_scale <= 0:
-        raise UsageError("--davis-scale must be > 0")
+    try:
+        args.explicit_settings = eval_settings.explicit_settings(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if args.clicks_limit == -1:
         args.clicks_limit = args.n_clicks
     elif args.clicks_limit is not None and args.clicks_limit < 1:
@@ -354,17 +356,17 @@ def open_datasets(args: argparse.Namespace, cfg: dict
     return present, skipped
 
 
-def crop_size(args: argparse.Namespace, dataset_name: str) -> int:
-    scale = args.davis_scale if dataset_name == "DAVIS" else 1.0
-    return int(args.inference_size * scale)
-
-
 def build_predictor(model: torch.nn.Module, device: torch.device, args: argparse.Namespace,
-                    dataset_name: str = "") -> NoBRSPredictor:
-    """The NoBRS predictor of the evaluation (SPEC Part II §3.3, §4)."""
-    size = crop_size(args, dataset_name)
-    zoom = ZoomIn(target_size=(size, size), skip_clicks=-1, expansion_ratio=1.4,
-                  min_crop_size=20)
+                    dataset_name: str = "",
+                    settings: eval_settings.EvalSettings | None = None) -> NoBRSPredictor:
+    """The NoBRS predictor of the evaluation (SPEC Part II §3.3, §4); ``settings`` default to
+    the project family's with the command line's explicit flags."""
+    if settings is None:
+        explicit = eval_settings.explicit_settings(args)
+        settings = eval_settings.resolve_settings(explicit["eval_family"] or eval_settings.PROJECT,
+                                                  explicit)
+    zoom = eval_settings.make_zoom_in(
+        eval_settings.crop_side(args.inference_size, dataset_name, settings), settings)
     return NoBRSPredictor(model, device, with_flip=True, zoom_in=zoom,
                           cascade_steps=args.cf_n, cascade_adaptive=args.acf,
                           cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit)
@@ -384,7 +386,7 @@ def key_options(args: argparse.Namespace, labels: Sequence[str], fingerprints: S
         "target_iou": round(args.effective_target, 6),
         "thresh": args.thresh,
         "inference_size": args.inference_size,
-        "davis_scale": args.davis_scale,
+        "eval_settings": args.explicit_settings,
         "cf_n": args.cf_n,
         "acf": bool(args.acf),
         "cf_click": args.cf_click,
@@ -611,6 +613,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     for label, path in zip(labels, checkpoints):
         model = None
+        settings_used: dict[str, Any] | None = None  # eval_settings of this checkpoint
         for ds_name, dataset in datasets:
             n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
             indices = list(range(n))
@@ -626,7 +629,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                 if todo:
                     if model is None:
                         model = load_is_model(path, device, variant=args.variant)
-                    predictor = build_predictor(model, device, args, ds_name)
+                        family, settings = eval_settings.settings_for_checkpoint(
+                            path, model, args.explicit_settings)
+                        eval_settings.apply_to_model(model, settings)
+                        logger.info("%s: evaluation settings of family %s: %s", label, family,
+                                    settings)
+                        settings_used = {"family": family, **dataclasses.asdict(settings)}
+                    predictor = build_predictor(model, device, args, ds_name, settings)
+                    dataset = eval_settings.select_objects(dataset, settings)
                     vis_dir = run_dir / "vis" / safe_name(label.replace("/", "-")) / \
                         safe_name(ds_name) if args.vis else None
                     run_pair(dataset, predictor, todo, log, args, desc=f"{label} {ds_name}",
@@ -635,7 +645,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
             row = {"model": label, "dataset": ds_name, "checkpoint": str(path),
                    **summarize(records, args.n_clicks, args.effective_target),
-                   "reused_samples": len(done), "evaluated_samples": len(todo)}
+                   "reused_samples": len(done), "evaluated_samples": len(todo),
+                   "eval_settings": settings_used}
             rows.append(row)
             if row["errors"]:
                 logger.warning("%s: %d unreadable sample(s) skipped: %s", ds_name,
