@@ -21,13 +21,15 @@ from .images_dir import ImagesDirDataset
 from .love_da import LoveDADataset
 from .lvis import LvisDataset
 from .pascalvoc import PascalVocDataset
+from .photo_scenes import PhotoScenesDataset, PhotoScenesEvalDataset
 from .sbd import SBDDataset, SBDEvaluationDataset
 from .synthetic import SyntheticEvalDataset, SyntheticMultiScaleDataset
 
 __all__ = [
     "EVAL_DATASETS", "IMAGES_DIR_PREFIX", "get_eval_dataset", "BerkeleyDataset", "CocoDataset",
     "CocoLvisDataset", "DavisDataset", "GrabCutDataset", "HQSeg44kDataset", "ImagesDirDataset",
-    "LoveDADataset", "LvisDataset", "PascalVocDataset", "SBDDataset", "SBDEvaluationDataset",
+    "LoveDADataset", "LvisDataset", "PascalVocDataset", "PhotoScenesDataset",
+    "PhotoScenesEvalDataset", "SBDDataset", "SBDEvaluationDataset",
     "SyntheticEvalDataset", "SyntheticMultiScaleDataset",
 ]
 
@@ -51,6 +53,8 @@ EVAL_DATASETS: dict[str, tuple[type[ISDataset], str | None, dict[str, Any]]] = {
     "SyntheticSMALL": (SyntheticEvalDataset, None, {"scale": "small", "num_samples": 100}),
     "SyntheticMEDIUM": (SyntheticEvalDataset, None, {"scale": "medium", "num_samples": 100}),
     "SyntheticLARGE": (SyntheticEvalDataset, None, {"scale": "large", "num_samples": 100}),
+    # scenes composed from the held-out photographs of PHOTOS_PATH (isegm.data.photos)
+    "PhotoScenes": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "all", "num_samples": 150}),
 }
 
 
