@@ -44,6 +44,7 @@ from torch import nn
 from isegm.data.base import DatasetError
 from isegm.data.io import decode_image
 from isegm.data.mask_io import read_mask_file
+from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.transforms import ZoomIn
@@ -289,6 +290,8 @@ class Predictor:
         target_size: side of the (square) zoom-in crop; default the model's ``cfg.img_size``.
         with_flip: average with the horizontally flipped input.
         threshold: probability above which a pixel is in the mask.
+        forward_runner: runs the network step (see :mod:`isegm.inference.batched`); the
+            annotation server passes its batching worker, so all sessions share one model.
 
     Raises:
         CheckpointError: the checkpoint is missing or unreadable.
@@ -305,6 +308,7 @@ class Predictor:
         target_size: int | None = None,
         with_flip: bool = True,
         threshold: float = 0.5,
+        forward_runner: ForwardRunner | None = None,
     ) -> None:
         self.device = torch.device(device)
         if isinstance(checkpoint, nn.Module):
@@ -317,6 +321,7 @@ class Predictor:
         self.zoom_in = bool(zoom_in)
         self.with_flip = bool(with_flip)
         self.threshold = float(threshold)
+        self.forward_runner = forward_runner
         self.last_predict_seconds = 0.0  # time of the clicks computed by the last predict
         self.last_computed_clicks = 0  # how many clicks the last predict had to run
         self._image: np.ndarray | None = None
@@ -332,6 +337,7 @@ class Predictor:
             with_flip=self.with_flip,
             zoom_in=zoom,
             max_size=self.limit_longest_size,
+            forward_runner=self.forward_runner,
         )
 
     def set_zoom_in(self, enabled: bool) -> None:

@@ -26,8 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from isegm.inference.batched import (
+    EmbeddingCache,
+    ForwardRequest,
+    ForwardRunner,
+    forward_batch,
+)
 from isegm.inference.clicker import Click, clicks_to_points
 from isegm.inference.transforms import (
     AddHorizontalFlip,
@@ -64,6 +69,9 @@ class NoBRSPredictor:
         cascade_clicks: use the cascade while there are at most this many clicks
             (``--cf-click``).
         cascade_change_thresh: pixel-change count for the adaptive stop.
+        forward_runner: runs prepared network inputs (default
+            :func:`~isegm.inference.batched.forward_batch` at once); the annotation server
+            passes its batching worker here, so the forwards of many predictors share batches.
     """
 
     def __init__(
@@ -78,6 +86,7 @@ class NoBRSPredictor:
         cascade_adaptive: bool = False,
         cascade_clicks: int = 1,
         cascade_change_thresh: int = 20,
+        forward_runner: ForwardRunner | None = None,
     ) -> None:
         if cascade_steps < 0:
             raise ValueError("cascade_steps must be >= 0")
@@ -90,6 +99,10 @@ class NoBRSPredictor:
         self.cascade_adaptive = cascade_adaptive
         self.cascade_clicks = cascade_clicks
         self.cascade_change_thresh = cascade_change_thresh
+        self.forward_runner: ForwardRunner = forward_runner or forward_batch
+        # inputs follow the network's dtype (a float64 model gets float64 images)
+        params = [p for p in net.parameters() if p.is_floating_point()][:1]
+        self.dtype = params[0].dtype if params else torch.float32
 
         self.transforms: list[BaseTransform] = [zoom_in] if zoom_in is not None else []
         if max_size is not None:
@@ -100,8 +113,7 @@ class NoBRSPredictor:
 
         self.original_image: torch.Tensor | None = None  # [1, 3, H, W] in [0, 1]
         self.prev_prediction: torch.Tensor | None = None  # [1, 1, H, W] probabilities
-        self._embedding: Any = None
-        self._embedding_key: tuple | None = None
+        self._cache = EmbeddingCache()
         self.last_cascade_passes = 0  # forward passes of the last get_prediction
 
     @property
@@ -123,9 +135,9 @@ class NoBRSPredictor:
             if image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected an HxWx3 RGB image, got {image.shape}")
             tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-            tensor = tensor.to(self.device, dtype=torch.float32) / 255.0
+            tensor = tensor.to(self.device, dtype=self.dtype) / 255.0
         else:
-            tensor = image.to(self.device, dtype=torch.float32)
+            tensor = image.to(self.device, dtype=self.dtype)
         if tensor.dim() == 3:
             tensor = tensor.unsqueeze(0)
         for t in self.transforms:
@@ -135,8 +147,7 @@ class NoBRSPredictor:
         self._invalidate_embedding()
 
     def _invalidate_embedding(self) -> None:
-        self._embedding = None
-        self._embedding_key = None
+        self._cache.clear()
 
     @torch.no_grad()
     def get_prediction(
@@ -177,7 +188,7 @@ class NoBRSPredictor:
 
     def _as_mask_tensor(self, mask: np.ndarray | torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(mask) if isinstance(mask, np.ndarray) else mask)
-        t = t.to(self.device, dtype=torch.float32)
+        t = t.to(self.device, dtype=self.dtype)
         while t.dim() < 4:
             t = t.unsqueeze(0)
         return t
@@ -218,30 +229,24 @@ class NoBRSPredictor:
     def _forward(
         self, image_nd: torch.Tensor, clicks_lists: ClicksLists, image_changed: bool
     ) -> torch.Tensor:
-        """Runs the network; returns logits at the size of ``image_nd``."""
-        points = self.get_points_nd(clicks_lists)
-        # Networks with a patch grid need sides that are multiples of their largest patch:
-        # zero-pad bottom/right (clicks keep their coordinates) and crop the logits back.
-        h, w = (int(s) for s in image_nd.shape[2:])
-        multiple = int(getattr(self.net, "min_size_multiple", 1) or 1)
-        padded = (h + (-h) % multiple, w + (-w) % multiple)
-        if padded != (h, w):
-            image_nd = F.pad(image_nd, (0, padded[1] - w, 0, padded[0] - h))
+        """Runs the network through ``forward_runner``; returns logits at the size of
+        ``image_nd``."""
+        request = self.prepare_forward(image_nd, clicks_lists, image_changed)
+        return self.forward_runner([request])[0]
 
-        if not self.caches_embedding:
-            logits = self.net(image_nd, points)["instances"]
-        else:
-            rgb = image_nd[:, :3]
-            prev = image_nd[:, 3:] if self.with_prev_mask else None
-            key = (tuple(rgb.shape), str(rgb.device))
-            if image_changed or self._embedding is None or key != self._embedding_key:
-                self._embedding = self.net.encode_image(rgb)
-                self._embedding_key = key
-            logits = self.net.forward_embedded(self._embedding, prev, points)["instances"]
-
-        if tuple(logits.shape[2:]) != padded:
-            logits = F.interpolate(logits, size=padded, mode="bilinear", align_corners=True)
-        return logits[:, :, :h, :w]
+    def prepare_forward(
+        self, image_nd: torch.Tensor, clicks_lists: ClicksLists, image_changed: bool
+    ) -> ForwardRequest:
+        """The network input of one pass (for :func:`~isegm.inference.batched.forward_batch`)."""
+        return ForwardRequest(
+            net=self.net,
+            image_nd=image_nd,
+            clicks_lists=clicks_lists,
+            image_changed=image_changed,
+            cache=self._cache if self.caches_embedding else None,
+            with_prev_mask=self.with_prev_mask,
+            net_clicks_limit=self.net_clicks_limit,
+        )
 
     def get_states(self) -> dict[str, Any]:
         """Snapshot of the transform states and the previous prediction (demo undo)."""
