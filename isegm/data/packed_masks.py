@@ -3,7 +3,9 @@
 ``masks/<image_id>.pickle`` holds ``(encoded_layers, objs_mapping)``: a list of PNG-encoded
 uint8 layers and, per global object index, its ``(layer, id)`` in those layers.
 ``hannotation.pickle`` maps ``image_id -> {'num_instance_masks': n, 'hierarchy': {...}}``; global
-indices ``>= n`` are "stuff" masks. Files are pickles from trusted dataset releases.
+indices ``>= n`` are "stuff" masks. Both are pickles, read with the checkpoint reader's
+restricted unpickler (:func:`isegm.model.checkpoint.load_data_pickle`): only containers and numpy
+arrays, so a crafted file cannot run code; it is refused with one line naming it.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..model.checkpoint import DataPickleError, load_data_pickle
 from .base import DatasetError
 
 __all__ = ["read_packed_masks", "read_hannotation", "encode_layers"]
@@ -28,9 +31,11 @@ def read_packed_masks(path: str | Path) -> tuple[np.ndarray, list[tuple[int, int
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            encoded_layers, objs_mapping = pickle.load(f)
+            encoded_layers, objs_mapping = load_data_pickle(f)
     except FileNotFoundError:
         raise DatasetError(f"cannot read {path}: no such file") from None
+    except DataPickleError as e:
+        raise DatasetError(f"refusing packed masks {path}: it {e}") from None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError,
             AttributeError, ImportError) as e:
         raise DatasetError(f"cannot decode packed masks {path}: {type(e).__name__}") from None
@@ -55,10 +60,12 @@ def read_hannotation(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = pickle.load(f)
+            data = load_data_pickle(f)
     except FileNotFoundError:
         raise DatasetError(f"cannot read {path}: no such file") from None
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as e:
+    except DataPickleError as e:
+        raise DatasetError(f"refusing annotation {path}: it {e}") from None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
         raise DatasetError(f"cannot decode annotation {path}: {type(e).__name__}") from None
     if not isinstance(data, dict):
         raise DatasetError(f"cannot decode annotation {path}: not a mapping")

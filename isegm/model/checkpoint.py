@@ -47,6 +47,9 @@ __all__ = [
     "config_from_reference",
     "reference_state_dict_filter",
     "CHECKPOINT_FORMAT",
+    "DataPickleError",
+    "load_data_pickle",
+    "load_npy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -117,6 +120,69 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module == "torch" and name in ("float32", "float64", "float16", "bfloat16", "int64"):
             return super().find_class(module, name)
         return _inert(module, name)
+
+
+# Dataset annotation pickles (COCO+LVIS / LoveDA ``*.pickle``, ``lovedams.npy``) need only
+# containers and numpy arrays/scalars; numpy's own pickling helpers for those, nothing else.
+_DATA_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # bytes in protocol 2 pickles
+    ("collections", "OrderedDict"),
+} | {("builtins", n) for n in ("set", "frozenset", "dict", "list", "tuple", "slice", "complex")}
+
+
+class DataPickleError(pickle.UnpicklingError):
+    """A data pickle refers to something other than containers and numpy arrays."""
+
+
+class _DataUnpickler(_RestrictedUnpickler):
+    """The checkpoint unpickler made strict for data files: a global outside
+    ``_DATA_GLOBALS`` (``os.system``, any class) is an error instead of a placeholder."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _DATA_GLOBALS:
+            return pickle.Unpickler.find_class(self, module, name)
+        raise DataPickleError(f"refers to {module}.{name}, which a data file may not contain "
+                              f"(only containers and numpy arrays are read)")
+
+
+def load_data_pickle(file: Any) -> Any:
+    """Unpickles an untrusted data file (open binary file) without running code from it.
+
+    Raises:
+        DataPickleError: the file names a global other than containers / numpy arrays.
+        pickle.UnpicklingError, EOFError, ValueError: a truncated or corrupt file.
+    """
+    return _DataUnpickler(file).load()
+
+
+def load_npy(path: str | Path) -> Any:
+    """``np.load(path, allow_pickle=True)`` for an untrusted ``.npy``: object arrays are read
+    with :func:`load_data_pickle`, other arrays without pickle.
+
+    Raises:
+        DataPickleError, ValueError, OSError, EOFError: unsafe, corrupt or unreadable file.
+    """
+    import numpy as np
+
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        _shape, _fortran, dtype = read_header(f)
+        if not dtype.hasobject:
+            return np.load(path, allow_pickle=False)
+        array = load_data_pickle(f)
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path}: the pickled payload is not an array")
+    return array
 
 
 _restricted_pickle = types.ModuleType("isegm_restricted_pickle")

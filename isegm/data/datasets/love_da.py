@@ -3,7 +3,8 @@
 Layout under ``<path>/<split>/``: ``images/<id>.jpg``, ``masks/<id>.pickle`` (packed layers,
 see :mod:`isegm.data.packed_masks`), ``hannotation.pickle`` and ``lovedams.npy``. The latter maps
 each scale (``small``/``medium``/``large``/``huge``) to ``{str(k): [object indices]}`` where ``k``
-indexes the image ids in sorted order.
+indexes the image ids in sorted order. All three are pickles, read with the checkpoint reader's
+restricted unpickler (containers and numpy arrays only): a crafted file cannot run code.
 
 Each scale name selects *that* scale: the reference ``get_dataset`` swaps MEDIUM and LARGE
 (SPEC Part II §1.3); this reader does not.
@@ -11,11 +12,13 @@ Each scale name selects *that* scale: the reference ``get_dataset`` swaps MEDIUM
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...model.checkpoint import DataPickleError, load_npy
 from ..base import DatasetError, ISDataset
 from ..io import read_image, require_dir, require_file
 from ..packed_masks import read_hannotation, read_packed_masks
@@ -57,8 +60,11 @@ class LoveDADataset(ISDataset):
         else:
             meta_path = require_file(self._split_path / "lovedams.npy", self.name)
             try:
-                meta = np.load(meta_path, allow_pickle=True).item()[scale]
-            except (OSError, ValueError, KeyError, AttributeError) as e:
+                meta = load_npy(meta_path).item()[scale]
+            except DataPickleError as e:
+                raise DatasetError(f"{self.name}: refusing {meta_path}: it {e}") from None
+            except (OSError, ValueError, KeyError, AttributeError, EOFError,
+                    pickle.UnpicklingError) as e:
                 raise DatasetError(f"{self.name}: cannot read scale {scale!r} from {meta_path}: "
                                    f"{type(e).__name__}") from None
             samples = []
