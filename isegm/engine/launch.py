@@ -17,10 +17,14 @@ run context (``device``, ``rank``, ``world_size``, ``exp_dir``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import logging
 import os
+import shlex
+import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,21 +33,26 @@ from types import ModuleType, SimpleNamespace
 import torch
 
 from isegm.data.base import DatasetError
-from isegm.model.checkpoint import CheckpointError, load_state_dict_strict, read_checkpoint
+from isegm.model.checkpoint import CheckpointError, load_state_dict_strict
 from isegm.utils import distributed as dist_utils
 from isegm.utils.config import ConfigError, load_config
 from isegm.utils.exp import (
     ExperimentError,
+    FolderInUseError,
+    FolderLock,
     create_experiment_dir,
     find_experiment_dir,
     find_resume_checkpoint,
+    remove_stale_temp_files,
     setup_run_logging,
     write_run_config,
 )
 
-from .trainer import NonFiniteLossError, Trainer
+from isegm.utils.log import close_log_file, log_to_files
 
-__all__ = ["build_parser", "main"]
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, model_weights
+
+__all__ = ["build_parser", "main", "resume_command"]
 
 logger = logging.getLogger(__name__)
 _USER_ERRORS = (
@@ -198,15 +207,52 @@ def _make_cfg(args: argparse.Namespace, script: ModuleType) -> SimpleNamespace:
     return cfg
 
 
+_LOCKS: list[FolderLock] = []  # held until the process ends (the kernel releases them)
+
+
 def _prepare_experiment(args, cfg) -> tuple[Path, Path | None]:
+    """The experiment folder (locked by this process) and the checkpoint to resume from."""
     exps = Path(cfg.EXPS_PATH)
     if args.resume_exp:
         exp_dir = find_experiment_dir(exps, cfg.model_base_name, args.resume_exp)
+        _LOCKS.append(FolderLock(exp_dir).acquire())
+        remove_stale_temp_files(exp_dir / "checkpoints")  # of a killed save
         return exp_dir, find_resume_checkpoint(exp_dir, args.resume_prefix)
     exp_dir = create_experiment_dir(
         exps, cfg.model_base_name, args.exp_name or "run", Path(args.model_path)
     )
+    _LOCKS.append(FolderLock(exp_dir).acquire())
     return exp_dir, None
+
+
+def _release_experiment(exp_dir: Path | None, resumed: bool) -> None:
+    """Unlocks the experiment folder; a new one without any checkpoint (the run failed or was
+    stopped before its first save) is deleted."""
+    if exp_dir is not None and not resumed and not any((exp_dir / "checkpoints").glob("*.pth")):
+        close_log_file()
+        shutil.rmtree(exp_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            exp_dir.parent.rmdir()  # the family folder, if this run made it and it is empty
+    while _LOCKS:
+        _LOCKS.pop().release()
+
+
+def resume_command(argv: Sequence[str], exp_dir: Path, distributed: bool) -> str:
+    """The command line that continues a stopped run: the same options, ``--resume-exp``
+    naming its folder (``--exp-name``/``--weights`` dropped: the folder and checkpoint decide)."""
+    drop = {"--exp-name", "--resume-exp", "--weights"}
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if name in drop:
+            skip = "=" not in a
+            continue
+        out.append(a)
+    script = "dis_train.py" if distributed else "train.py"
+    return shlex.join(["python", script, *out, "--resume-exp", exp_dir.name])
 
 
 def _train_config(cfg, script):
@@ -257,13 +303,12 @@ def run_worker(
         torch.manual_seed(args.seed)  # the same initial weights in every process and every run
         model = script.init_model(cfg)
         if args.weights and resume is None:
-            sd = read_checkpoint(args.weights)
-            sd = sd.get("model") or sd.get("state_dict")
-            if sd is None:
-                raise CheckpointError(f"{args.weights}: no model weights in this file")
-            load_state_dict_strict(model, sd, args.weights)
+            load_state_dict_strict(model, model_weights(args.weights), args.weights)
         trainset, valset = script.get_datasets(cfg)
         train_cfg, loss_cfg = _train_config(cfg, script)
+        trainer = Trainer(
+            model, train_cfg, loss_cfg, trainset, valset, exp_dir, device, resume=resume
+        )  # a bad resume checkpoint stops here, before anything is written
         if rank == 0:
             write_run_config(
                 exp_dir,
@@ -277,7 +322,7 @@ def run_worker(
                 },
             )
             logger.info("experiment folder: %s", exp_dir)
-        Trainer(model, train_cfg, loss_cfg, trainset, valset, exp_dir, device, resume=resume).run()
+        trainer.run()
     finally:
         dist_utils.cleanup()
 
@@ -285,49 +330,93 @@ def run_worker(
 def _spawn_entry(rank, world_size, args, exp_dir, resume, device_type, gpu_ids):
     try:
         run_worker(rank, world_size, args, exp_dir, resume, device_type, gpu_ids)
+    except TrainingInterrupted as e:
+        if rank == 0:
+            _report_stop(e, args, exp_dir)
+        sys.exit(130)
     except _USER_ERRORS + (UsageError,) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if rank == 0:
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         sys.exit(2)
 
 
 def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
-    """Entry point of ``train.py`` (``distributed=False``) and ``dis_train.py``."""
+    """Entry point of ``train.py`` (``distributed=False``) and ``dis_train.py``.
+
+    Exit codes: 0 done, 2 bad input (one ``error:`` line), 130 stopped by Ctrl-C (``last.pth``
+    saved; one line with the command that resumes it).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(distributed).parse_args(argv)
+    args.argv, args.distributed = argv, distributed
+    state: dict = {}
     try:
-        script = load_script(args.model_path)
-        device_type, gpu_ids = _devices(args, distributed)
-        env = dist_utils.torchrun_env()
-        cfg = _make_cfg(args, script)
-        cfg.device = torch.device(device_type)
-        script.get_datasets(cfg)  # fail at start on a missing dataset or annotation file
-        if env is not None:  # torchrun, possibly multi-node
-            rank, world, local = env
-            exp_dir, resume = _shared_experiment(args, cfg, rank, world, device_type)
-            run_worker(
-                rank,
-                world,
-                args,
-                exp_dir,
-                resume,
-                device_type,
-                [local] if device_type == "cuda" else [],
-            )
-            return 0
-        setup_run_logging(None, 0)
-        exp_dir, resume = _prepare_experiment(args, cfg)
-        world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1
-        if world == 1:
-            run_worker(0, 1, args, exp_dir, resume, device_type, gpu_ids)
-            return 0
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ["MASTER_PORT"] = str(args.dport)
+        return _run(args, distributed, state)
+    except TrainingInterrupted as e:
+        if state.get("exp_dir") is not None:
+            _report_stop(e, args, state["exp_dir"])
+        return 130
+    except KeyboardInterrupt:
+        print("stopped before the first checkpoint; nothing to resume", file=sys.stderr)
+        return 130
+    except _USER_ERRORS + (UsageError, FolderInUseError) as e:
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    finally:
+        _release_experiment(state.get("exp_dir"), state.get("resume") is not None)
+
+
+def _report_stop(e: TrainingInterrupted, args: argparse.Namespace, exp_dir: Path) -> None:
+    """The one line of a Ctrl-C: where it stopped and the exact command that resumes."""
+    line = (f"stopped at epoch {e.epoch} step {e.step}; resume with: "
+            f"{resume_command(args.argv, exp_dir, args.distributed)}")
+    log_to_files(line)
+    print(line, file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace, distributed: bool, state: dict) -> int:
+    script = load_script(args.model_path)
+    device_type, gpu_ids = _devices(args, distributed)
+    env = dist_utils.torchrun_env()
+    cfg = _make_cfg(args, script)
+    cfg.device = torch.device(device_type)
+    script.get_datasets(cfg)  # fail at start on a missing dataset or annotation file
+    if env is not None:  # torchrun, possibly multi-node
+        rank, world, local = env
+        exp_dir, resume = _shared_experiment(args, cfg, rank, world, device_type)
+        if rank == 0:
+            state.update(exp_dir=exp_dir, resume=resume)
+        run_worker(
+            rank,
+            world,
+            args,
+            exp_dir,
+            resume,
+            device_type,
+            [local] if device_type == "cuda" else [],
+        )
+        return 0
+    setup_run_logging(None, 0)
+    exp_dir, resume = _prepare_experiment(args, cfg)
+    state.update(exp_dir=exp_dir, resume=resume)
+    world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1
+    if world == 1:
+        run_worker(0, 1, args, exp_dir, resume, device_type, gpu_ids)
+        return 0
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ["MASTER_PORT"] = str(args.dport)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers stop and report
+    try:
         torch.multiprocessing.spawn(
             _spawn_entry, nprocs=world, args=(world, args, exp_dir, resume, device_type, gpu_ids)
         )
-        return 0
-    except _USER_ERRORS + (UsageError,) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except torch.multiprocessing.ProcessExitedException as e:
+        if e.exit_code in (2, 130):  # the worker printed its one line
+            return e.exit_code
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
 
 
 def _shared_experiment(args, cfg, rank: int, world: int, device_type: str):

@@ -23,7 +23,8 @@ import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,19 +35,75 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from isegm.inference.clicker import next_clicks_batch
-from isegm.model.checkpoint import save_checkpoint
+from isegm.model.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_state_dict_strict,
+    read_checkpoint,
+    save_checkpoint,
+)
 from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss
 from isegm.utils import distributed as dist_utils
 
 from .optim import build_optimizer
 
-__all__ = ["TrainConfig", "LossConfig", "Trainer", "ResumableSampler", "NonFiniteLossError"]
+__all__ = [
+    "TrainingInterrupted",
+    "TrainConfig",
+    "LossConfig",
+    "Trainer",
+    "ResumableSampler",
+    "NonFiniteLossError",
+    "model_weights",
+]
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps had a non-finite loss."""
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (SIGINT) stopped the run at a step boundary after ``last.pth`` was saved.
+
+    Attributes:
+        epoch, step: where the saved checkpoint resumes.
+    """
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__(f"stopped at epoch {epoch} step {step}")
+        self.epoch, self.step = epoch, step
+
+
+class _StopRequest:
+    """SIGINT handler for the training loop: the first Ctrl-C asks to stop at the next step
+    boundary (so ``last.pth`` resumes exactly); a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C is not ours to handle
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the trainer (which stops at a step boundary)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass
@@ -135,6 +192,8 @@ class ResumableSampler(torch.utils.data.Sampler):
 
 # kill -9 this process after that many steps: lets the tests interrupt a run at an exact point
 _KILL_AFTER_STEPS = int(os.environ.get("ISEGM_KILL_AFTER_STEPS", "0") or 0)
+# the same with SIGINT (Ctrl-C)
+_INTERRUPT_AFTER_STEPS = int(os.environ.get("ISEGM_INTERRUPT_AFTER_STEPS", "0") or 0)
 
 
 def add_click_slots(points: torch.Tensor, extra: int) -> torch.Tensor:
@@ -145,6 +204,45 @@ def add_click_slots(points: torch.Tensor, extra: int) -> torch.Tensor:
     B, n2, _ = points.shape
     pad = points.new_full((B, extra, 3), -1)
     return torch.cat([points[:, : n2 // 2], pad, points[:, n2 // 2 :], pad], dim=1)
+
+
+def _state_dict_of(ckpt: dict, key: str, path: str | Path) -> dict:
+    """``ckpt[key]`` checked to be a dict of tensors (a checkpoint is data from outside)."""
+    sd = ckpt.get(key)
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(
+            f"{path}: its '{key}' entry is {type(sd).__name__}, not a dict of weights"
+        )
+    bad = [str(k) for k, v in sd.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: its '{key}' entry holds {len(bad)} non-tensor value(s), e.g. {bad[0]!r}"
+        )
+    return dict(sd)
+
+
+def _read(path: str | Path) -> dict:
+    """:func:`read_checkpoint` without torch's unpickler warnings about foreign pickles (the
+    file is refused or read safely either way; its one-line error says what is wrong)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return read_checkpoint(path)
+
+
+def model_weights(path: str | Path) -> dict:
+    """The model weights of a checkpoint for ``--weights``: ``'model'`` (this project's files,
+    MAE) or ``'state_dict'`` (the published files), read without running code from the file.
+
+    Raises:
+        CheckpointError: one line naming the file and what is wrong.
+    """
+    ckpt = _read(path)
+    for key in ("model", "state_dict"):
+        if key in ckpt:
+            return _state_dict_of(ckpt, key, path)
+    raise CheckpointError(
+        f"{path}: no model weights in this file (no 'model' or 'state_dict' entry)"
+    )
 
 
 def _step_seed(*parts: int) -> int:
@@ -222,6 +320,7 @@ class Trainer:
         self.best_metric = -math.inf
         self.nonfinite_streak = 0
         self.writer = None
+        self._stop: _StopRequest | None = None
         if resume is not None:
             self._load_state(resume)
 
@@ -237,17 +336,36 @@ class Trainer:
             drop_last=True,
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers > 0 else None,
+            worker_init_fn=_ignore_sigint if workers > 0 else None,
         )
 
     def _load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
-        self.global_step = int(state["global_step"])
-        self.best_metric = float(state.get("best_metric", -math.inf))
+        """Restores a checkpoint written by :meth:`save` (read without running code from it).
+
+        Raises:
+            CheckpointError: one line: unreadable file, weights-only or foreign checkpoint,
+                or a training state that does not fit this run.
+        """
+        state = _read(path)
+        if state.get("format") != CHECKPOINT_FORMAT or "optimizer" not in state:
+            raise CheckpointError(
+                f"{path}: not a training checkpoint of this trainer (no optimizer state: a "
+                f"weights-only or foreign file); to start a new run from its weights use "
+                f"--weights {path}"
+            )
+        load_state_dict_strict(self.model, _state_dict_of(state, "model", path), str(path))
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            self.epoch, self.step_in_epoch = int(state["epoch"]), int(state["step_in_epoch"])
+            self.global_step = int(state["global_step"])
+            self.best_metric = float(state.get("best_metric", -math.inf))
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            text = " ".join(str(e).split())[:200] or type(e).__name__
+            raise CheckpointError(
+                f"{path}: its training state does not fit this run ({text})"
+            ) from None
         if self.step_in_epoch >= self.sampler.batches_per_epoch():
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
         logger.info("resumed from %s at epoch %d, step %d", path, self.epoch, self.step_in_epoch)
@@ -383,26 +501,50 @@ class Trainer:
 
     # ------------------------------------------------------------------ loops
     def run(self) -> None:
+        """Trains until ``cfg.epochs``.
+
+        Raises:
+            TrainingInterrupted: Ctrl-C; ``last.pth`` was saved at the step boundary where the
+                run stopped, so ``--resume-exp`` continues exactly.
+        """
         from torch.utils.tensorboard import SummaryWriter
 
         if self.rank == 0:
             self.writer = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self.global_step)
+        self._stop = _StopRequest()
         try:
-            while self.epoch < self.cfg.epochs:
-                self.train_epoch()
-                improved = False
-                if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
-                    metric = self.validate()
-                    improved = metric > self.best_metric
-                    self.best_metric = max(metric, self.best_metric)
-                self._finish_epoch_checkpoint(best=improved)
-                self.epoch += 1
-                self.step_in_epoch = 0
-                self.save("last")  # start of the next epoch
+            with self._stop:
+                while self.epoch < self.cfg.epochs:
+                    self.train_epoch()
+                    if self._stop_requested():
+                        self._interrupted()
+                    improved = False
+                    if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
+                        metric = self.validate()
+                        improved = metric > self.best_metric
+                        self.best_metric = max(metric, self.best_metric)
+                    self._finish_epoch_checkpoint(best=improved)
+                    self.epoch += 1
+                    self.step_in_epoch = 0
+                    self.save("last")  # start of the next epoch
+                    if self.epoch < self.cfg.epochs and self._stop_requested():
+                        self._interrupted()
             self._write_checksums()
         finally:
             if self.writer is not None:
                 self.writer.close()
+
+    def _stop_requested(self) -> bool:
+        """Whether any process got Ctrl-C (all processes stop at the same step)."""
+        asked = self._stop is not None and self._stop.requested
+        if self.world == 1:
+            return asked
+        keep_going = torch.tensor(0.0 if asked else 1.0, device=self.device)
+        return dist_utils.all_reduce_min(keep_going).item() < 1
+
+    def _interrupted(self) -> None:
+        self.save("last")
+        raise TrainingInterrupted(self.epoch, self.step_in_epoch)
 
     def _write_checksums(self) -> None:
         """Per-rank sums of the weights, written by rank 0: after DDP they must be identical."""
@@ -478,8 +620,12 @@ class Trainer:
                 _KILL_AFTER_STEPS and self.global_step == _KILL_AFTER_STEPS
             ):  # fault injection (tests)
                 os.kill(os.getpid(), signal.SIGKILL)
+            if _INTERRUPT_AFTER_STEPS and self.global_step == _INTERRUPT_AFTER_STEPS:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C at an exact point (tests)
+            if self.step_in_epoch < total and self._stop_requested():
+                break
         bar.close()
-        if self.rank == 0:
+        if self.rank == 0 and self.step_in_epoch >= total:
             logger.info(
                 "epoch %d done: %d steps, %.1f samples/s",
                 self.epoch,

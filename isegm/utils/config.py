@@ -48,9 +48,35 @@ def load_config(path: str | Path | None = None) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(e).split())}"
+                          ) from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    _check_types(data, path)
     return resolve_path_keys(data, path.resolve().parent)
+
+
+def _check_types(data: Mapping, path: Path) -> None:
+    """Every ``*_PATH`` value and every pretrained-weights entry must be a path (a string) or
+    empty: anything else would fail far from the file with a traceback."""
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config file {path}: key {key!r} is not a name")
+        if key == "IMAGENET_PRETRAINED_MODELS":
+            if value is not None and not isinstance(value, Mapping):
+                raise ConfigError(f"config file {path}: {key} must be a mapping of names to "
+                                  f"paths, found {_kind(value)}")
+            for name, entry in (value or {}).items():
+                if entry is not None and not isinstance(entry, str):
+                    raise ConfigError(f"config file {path}: {key}.{name} must be a path, "
+                                      f"found {_kind(entry)}")
+        elif key.endswith("_PATH") and value is not None and not isinstance(value, str):
+            raise ConfigError(f"config file {path}: {key} must be a path, found {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    return f"a {type(value).__name__} ({' '.join(repr(value).split())[:60]})"

@@ -24,6 +24,7 @@ __all__ = [
     "TqdmToLogger",
     "add_log_file",
     "close_log_file",
+    "log_to_files",
     "progress_bar",
     "reset_logging",
     "setup_logging",
@@ -90,6 +91,14 @@ def add_log_file(log_file: str | Path) -> None:
 def close_log_file() -> None:
     """Close the file handler added by :func:`setup_logging` / :func:`add_log_file`."""
     _remove_own_handlers(logging.getLogger(), files_only=True)
+
+
+def log_to_files(message: str, level: int = logging.INFO) -> None:
+    """Write ``message`` to the log files only (for a line the caller prints itself)."""
+    record = logging.LogRecord("isegm", level, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def reset_logging() -> None:
