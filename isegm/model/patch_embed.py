@@ -84,7 +84,8 @@ def inference_pos_grids(
     training size both modes are the same.
     """
     if mode not in POS_EMBED_RESIZE_MODES:
-        raise ValueError(f"pos-embed resize mode must be one of {POS_EMBED_RESIZE_MODES}, got {mode!r}")
+        raise ValueError(f"pos-embed resize mode must be one of {POS_EMBED_RESIZE_MODES}, "
+                         f"got {mode!r}")
     pos = pos_embed[:, 1:]
     side = int(round(pos.shape[1] ** 0.5))
     stored = (side, side)
