@@ -55,6 +55,8 @@ from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX, get_eval_datas
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference import eval_settings
 from isegm.inference.evaluation import evaluate_dataset
+from isegm.inference.grabcut_baseline import (GRABCUT_CHECKPOINT, GrabCutPredictor,
+                                              grabcut_fingerprint, is_grabcut)
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.results import (
     ResumeError,
@@ -109,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     ckpt.add_argument("--checkpoint", default="",
                       help="checkpoint file(s), comma-separated, or a folder (every *.pth in "
                            "it); relative names are also looked up in INTERACTIVE_MODELS_PATH; "
-                           f"default: weights/{DEFAULT_MODEL_FILE}")
+                           "'grabcut' is classical OpenCV GrabCut driven by the same clicks "
+                           f"(a baseline); default: weights/{DEFAULT_MODEL_FILE}")
     ckpt.add_argument("--exp-path", default="",
                       help="experiment folder (relative to EXPS_PATH, unique prefix allowed) "
                            "whose checkpoints/*.pth are all evaluated; 'path:prefix' selects "
@@ -131,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--iou-analysis", action="store_true",
                         help="run all --n-clicks clicks (target 1.01) for true mIoU curves")
     p.add_argument("--inference_size", "--inference-size", dest="inference_size", type=int,
-                   default=448, help="ZoomIn crop side fed to the network (default 448)")
+                   default=None, help="ZoomIn crop side fed to the network (default: the "
+                                      "model's training size, stored in its checkpoint)")
     p.add_argument("--n-clicks", type=int, default=20, help="click budget and NoC cap")
     p.add_argument("--min-n-clicks", type=int, default=1,
                    help="never stop before this many clicks")
@@ -187,7 +191,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         raise UsageError(f"unknown mode {args.mode!r}: only NoBRS exists")
     for name, low in (("n_clicks", 1), ("min_n_clicks", 1), ("inference_size", 32),
                       ("cf_n", 0), ("cf_click", 0)):
-        if getattr(args, name) < low:
+        if getattr(args, name) is not None and getattr(args, name) < low:
             raise UsageError(f"--{name.replace('_', '-')} must be >= {low}")
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be >= 1")
@@ -296,16 +300,20 @@ def resolve_checkpoints(args: argparse.Namespace, cfg: dict) -> list[Path]:
                               f"{DEFAULT_MODEL_HINT}")
     out: list[Path] = []
     for name in (n.strip() for n in args.checkpoint.split(",")):
-        if name:
+        if is_grabcut(name):  # the classical baseline, not a file
+            out.append(Path(GRABCUT_CHECKPOINT))
+        elif name:
             found = _find_one(name, cfg)
             out.extend(_pth_in(found) if found.is_dir() else [found])
     if not out:
         raise CheckpointError("--checkpoint is empty")
-    return list(dict.fromkeys(p.resolve() for p in out))
+    return list(dict.fromkeys(p if is_grabcut(p) else p.resolve() for p in out))
 
 
 def checkpoint_fingerprint(path: Path) -> str:
     """Cheap content fingerprint: size + SHA-256 of the first and last 4 MiB."""
+    if is_grabcut(path):
+        return grabcut_fingerprint()
     size = path.stat().st_size
     h = hashlib.sha256(str(size).encode())
     with open(path, "rb") as f:
@@ -365,17 +373,31 @@ def build_predictor(model: torch.nn.Module, device: torch.device, args: argparse
         explicit = eval_settings.explicit_settings(args)
         settings = eval_settings.resolve_settings(explicit["eval_family"] or eval_settings.PROJECT,
                                                   explicit)
+    size = args.inference_size or model.cfg.img_size  # default: the model's training size
     zoom = eval_settings.make_zoom_in(
-        eval_settings.crop_side(args.inference_size, dataset_name, settings), settings)
+        eval_settings.crop_side(size, dataset_name, settings), settings)
     return NoBRSPredictor(model, device, with_flip=True, zoom_in=zoom,
                           cascade_steps=args.cf_n, cascade_adaptive=args.acf,
                           cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit)
+
+
+def inference_size(args: argparse.Namespace, path: Path) -> int | None:
+    """``--inference_size``, else the training size stored in the checkpoint (its model
+    config's ``img_size``): a model evaluated at another size than it was trained at loses
+    accuracy (issue 12). None for the classical GrabCut baseline (no network)."""
+    if args.inference_size or is_grabcut(path):
+        return args.inference_size
+    size = int(load_is_model(path, "cpu", variant=args.variant).cfg.img_size)
+    logger.info("%s: inference size %d, the model's training size (--inference_size overrides "
+                "it)", Path(path).name, size)
+    return size
 
 
 # --------------------------------------------------------------------------------- run folder
 def key_options(args: argparse.Namespace, labels: Sequence[str], fingerprints: Sequence[str],
                 datasets: Sequence[str]) -> dict[str, Any]:
     """Everything that changes per-sample results (``--limit`` does not: it only selects)."""
+    sizes = getattr(args, "inference_sizes", [args.inference_size])
     return {
         "mode": args.mode,
         "models": [[label, fp] for label, fp in zip(labels, fingerprints)],
@@ -385,7 +407,7 @@ def key_options(args: argparse.Namespace, labels: Sequence[str], fingerprints: S
         "min_n_clicks": args.min_n_clicks,
         "target_iou": round(args.effective_target, 6),
         "thresh": args.thresh,
-        "inference_size": args.inference_size,
+        "inference_size": sizes[0] if len(set(sizes)) == 1 else sizes,
         "eval_settings": args.explicit_settings,
         "cf_n": args.cf_n,
         "acf": bool(args.acf),
@@ -586,6 +608,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     names = [n for n, _ in datasets]
     fingerprints = [checkpoint_fingerprint(p) for p in checkpoints]
+    args.inference_sizes = [inference_size(args, p) for p in checkpoints]
     options = key_options(args, labels, fingerprints, names)
     logs_root = Path(args.logs_path) if args.logs_path else \
         Path(cfg.get("EXPS_PATH") or REPO / "experiments") / "evaluation_logs"
@@ -628,14 +651,16 @@ def _evaluate(args: argparse.Namespace) -> int:
                                 label, ds_name, len(done), n, len(todo))
                 if todo:
                     if model is None:
-                        model = load_is_model(path, device, variant=args.variant)
+                        model = GrabCutPredictor() if is_grabcut(path) else \
+                            load_is_model(path, device, variant=args.variant)
                         family, settings = eval_settings.settings_for_checkpoint(
                             path, model, args.explicit_settings)
                         eval_settings.apply_to_model(model, settings)
                         logger.info("%s: evaluation settings of family %s: %s", label, family,
                                     settings)
                         settings_used = {"family": family, **dataclasses.asdict(settings)}
-                    predictor = build_predictor(model, device, args, ds_name, settings)
+                    predictor = model if is_grabcut(path) else \
+                        build_predictor(model, device, args, ds_name, settings)
                     dataset = eval_settings.select_objects(dataset, settings)
                     vis_dir = run_dir / "vis" / safe_name(label.replace("/", "-")) / \
                         safe_name(ds_name) if args.vis else None
@@ -646,7 +671,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             row = {"model": label, "dataset": ds_name, "checkpoint": str(path),
                    **summarize(records, args.n_clicks, args.effective_target),
                    "reused_samples": len(done), "evaluated_samples": len(todo),
-                   "eval_settings": settings_used}
+                   "eval_settings": settings_used,
+                   "inference_size": args.inference_sizes[checkpoints.index(path)],
+                   "inference_size_from": "--inference_size" if args.inference_size
+                   else "checkpoint"}
             rows.append(row)
             if row["errors"]:
                 logger.warning("%s: %d unreadable sample(s) skipped: %s", ds_name,

@@ -24,6 +24,7 @@ their label at full resolution), thresholded by the evaluation like any probabil
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -32,7 +33,8 @@ import numpy as np
 
 from isegm.inference.clicker import Click
 
-__all__ = ["GrabCutPredictor", "GRABCUT_CHECKPOINT", "is_grabcut", "WORK_SIDE",
+__all__ = ["GrabCutPredictor", "GRABCUT_CHECKPOINT", "is_grabcut", "grabcut_fingerprint",
+           "WORK_SIDE",
            "CLICK_RADIUS", "PRIOR_RADIUS", "ITERATIONS"]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,12 @@ _RNG_SEED = 0
 def is_grabcut(name: Any) -> bool:
     """Whether a ``--checkpoint`` entry (str or Path) names the GrabCut baseline."""
     return str(name).strip().lower() == GRABCUT_CHECKPOINT
+
+
+def grabcut_fingerprint() -> str:
+    """Stands for a checkpoint fingerprint in evaluation run keys: changes with the rule."""
+    rule = f"grabcut-v1:{WORK_SIDE}:{CLICK_RADIUS}:{PRIOR_RADIUS}:{ITERATIONS}:{_FRAME}"
+    return hashlib.sha256(rule.encode()).hexdigest()[:16]
 
 
 class GrabCutPredictor:

@@ -97,3 +97,19 @@ def test_only_negative_clicks_give_an_empty_mask():
 
 def test_checkpoint_name():
     assert is_grabcut("grabcut") and is_grabcut(" GrabCut ") and not is_grabcut("grabcut.pth")
+
+
+def test_evaluate_model_checkpoint_grabcut(tmp_path, capsys):
+    import json
+
+    import evaluate_model
+
+    code = evaluate_model.main([
+        "--cpu", "--checkpoint", "grabcut", "--datasets", "SyntheticLARGE", "--limit", "2",
+        "--n-clicks", "3", "--logs-path", str(tmp_path)])
+    assert code == 0
+    summaries = list(tmp_path.rglob("summary.json"))
+    assert len(summaries) == 1
+    rows = json.loads(summaries[0].read_text())["rows"]
+    assert [(r["model"], r["dataset"]) for r in rows] == [("grabcut", "SyntheticLARGE")]
+    assert "grabcut" in capsys.readouterr().out
