@@ -1,0 +1,110 @@
+"""``python -m isegm.serve``: start the annotation server (page at ``/``, API docs at
+``/docs``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from isegm.inference.utils import CheckpointError
+from isegm.predict import DEFAULT_CHECKPOINT, DeviceError, load_model, select_device
+from isegm.serve.app import ServeConfig, Service, create_app
+
+__all__ = ["build_parser", "main"]
+
+logger = logging.getLogger("isegm.serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = ServeConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m isegm.serve",
+        description="Annotation server: browser tool at /, JSON API (docs at /docs), CVAT and "
+        "Label Studio adapters, one shared model.",
+    )
+    p.add_argument("--checkpoint", help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (8000)")
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument("--cpu", action="store_true", help="run on the CPU")
+    dev.add_argument("--gpu", type=int, metavar="N", help="run on CUDA device N")
+    p.add_argument("--threads", type=int, metavar="N", help="torch threads for inference")
+    p.add_argument(
+        "--token", help="require 'Authorization: Bearer TOKEN' on every endpoint (open the page "
+        "as /?token=TOKEN)"
+    )
+    p.add_argument("--max-upload-mb", type=float, default=d.max_upload_bytes / 2**20,
+                   help="largest accepted upload in MiB (20)")
+    p.add_argument("--max-pixels", type=int, default=d.max_pixels,
+                   help="largest accepted image in pixels (25000000)")
+    p.add_argument("--max-sessions", type=int, default=d.max_sessions,
+                   help="live sessions at most (32)")
+    p.add_argument("--max-memory-mb", type=float, default=d.max_memory_bytes / 2**20,
+                   help="memory of all sessions at most, least recently used dropped (2048)")
+    p.add_argument("--session-ttl", type=float, default=d.session_ttl_s,
+                   help="seconds an idle session is kept (3600)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help="clicks of different sessions batched in one forward at most (16)")
+    p.add_argument("--limit-longest-size", type=int, default=d.limit_longest_size,
+                   help="downscale larger images for the network (800)")
+    p.add_argument("--zoom-in", action=argparse.BooleanOptionalAction, default=True,
+                   help="zoom in on the object after the first click (on)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses the flags, loads the model and serves until interrupted; 2 on bad flags."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        positive = {
+            "--port": args.port, "--max-upload-mb": args.max_upload_mb,
+            "--max-pixels": args.max_pixels, "--max-sessions": args.max_sessions,
+            "--max-memory-mb": args.max_memory_mb, "--session-ttl": args.session_ttl,
+            "--max-batch": args.max_batch, "--threads": args.threads or 1,
+        }
+        for flag, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"{flag} must be positive, got {value}")
+        if args.token is not None and not args.token:
+            raise ValueError("--token must not be empty")
+        device = select_device(args.cpu, args.gpu)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model = load_model(args.checkpoint, device)
+    except (ValueError, CheckpointError, DeviceError) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    config = ServeConfig(
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pixels=args.max_pixels,
+        max_sessions=args.max_sessions,
+        max_memory_bytes=int(args.max_memory_mb * 2**20),
+        session_ttl_s=args.session_ttl,
+        token=args.token,
+        limit_longest_size=args.limit_longest_size,
+        zoom_in=args.zoom_in,
+        max_batch=args.max_batch,
+        model_name=str(args.checkpoint or DEFAULT_CHECKPOINT.name),
+    )
+    app = create_app(Service(model, device, config, num_threads=args.threads))
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("listening on %s: anyone who can reach it can use the server%s",
+                       args.host, "" if args.token else " (no --token set)")
+    import uvicorn
+
+    logger.info("serving on http://%s:%d/ (API docs at /docs)", args.host, args.port)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
