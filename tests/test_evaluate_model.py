@@ -481,3 +481,41 @@ def test_leftovers_temp_files_modes_and_folders_of_failed_runs(env: dict, baseli
     code, _, err = run_main(argv)
     assert code == 2 and "broken.pth" in err
     assert not (tmp_path / "new").exists()
+
+
+def test_default_inference_size_is_the_models_training_size(env: dict, baseline: dict,
+                                                            tmp_path: Path) -> None:
+    # the tiny model was trained at 224; the baseline ran with an explicit --inference_size 224
+    argv = base_args(env, tmp_path / "logs")
+    i = argv.index("--inference_size")
+    del argv[i:i + 2]
+    assert ev.parse_args([str(a) for a in argv]).inference_size is None
+    code, _, err = run_main(argv)
+    assert code == 0, err
+    run_dir = only_run_dir(tmp_path / "logs")
+    (row,) = results_of(run_dir)
+    (ref,) = results_of(baseline["run_dir"])
+    assert (row["inference_size"], row["inference_size_from"]) == (224, "checkpoint")
+    assert (ref["inference_size"], ref["inference_size_from"]) == (224, "--inference_size")
+    drop = TIMING_KEYS | {"inference_size_from"}
+    assert {k: v for k, v in row.items() if k not in drop} == \
+        {k: v for k, v in ref.items() if k not in drop}
+    assert run_dir.name == baseline["run_dir"].name  # the same results, the same run folder
+    assert "inference_size" in (run_dir / "summary.csv").read_text().splitlines()[0]
+
+    # an explicit flag overrides it and is recorded
+    argv = base_args(env, tmp_path / "logs2", limit=1, n_clicks=1)
+    argv[argv.index("--inference_size") + 1] = 160
+    code, _, err = run_main(argv)
+    assert code == 0, err
+    (row,) = results_of(only_run_dir(tmp_path / "logs2"))
+    assert (row["inference_size"], row["inference_size_from"]) == (160, "--inference_size")
+
+
+def test_cascade_flags_warn_that_the_original_ignored_them(caplog) -> None:
+    for argv, warned in ((SEED_CMD, True), (["--cf-n", "0"], False), (["--acf"], True)):
+        caplog.clear()
+        ev.parse_args(argv)
+        lines = [r.getMessage() for r in caplog.records if "original release" in r.getMessage()]
+        assert len(lines) == (1 if warned else 0), (argv, lines)
+    assert "ignored" in lines[0] and "Reproducing published numbers" in lines[0]

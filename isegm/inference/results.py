@@ -358,6 +358,7 @@ CSV_FIELDS = (
     "noc_80", "noc_85", "noc_90", "noc_95", "nof_80", "nof_85", "nof_90", "nof_95",
     "noc_target", "nof_target", "miou_1", "miou_5", "spc", "time_s", "time",
     "samples", "images", "errors", "empty_objects", "reused_samples", "checkpoint",
+    "inference_size",
 )
 
 
