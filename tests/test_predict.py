@@ -346,3 +346,75 @@ def test_default_checkpoint_error_names_the_recipe(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "missing.pth")
     with pytest.raises(predict.CheckpointError, match="mst_tiny_synthetic"):
         Predictor()
+
+
+# --------------------------------------------------------------------------- issue 12 items
+def test_click_tuples_are_validated_strictly(image: np.ndarray):
+    """Before: ``(x, y, "-")`` was a positive click (a non-empty string is truthy) and
+    ``predict(None)`` raised a TypeError."""
+    predictor = Predictor(DiskNet(), zoom_in=False)
+    predictor.set_image(image)
+    for bad in ("-", "+", 0, 2, 0.5, None):
+        with pytest.raises(InputError, match="is_positive must be True/False or \\+1/-1"):
+            predictor.predict([(100, 100, bad)])
+    for clicks in (None, 5, "100,100,+"):
+        with pytest.raises(InputError, match="list of \\(x, y, is_positive\\)"):
+            predictor.predict(clicks)
+    h, w = image.shape[:2]
+    plus_minus = predictor.predict([(100, 100, 1), (105, 100, -1)])[0]
+    booleans = predictor.predict([(100, 100, True), (105, 100, np.bool_(False))])[0]
+    np.testing.assert_array_equal(plus_minus, booleans)
+    np.testing.assert_array_equal(
+        booleans, expected_mask((h, w), [(100, 100, True), (105, 100, False)]))
+
+
+def test_16_bit_image_using_12_bits_is_not_black(tmp_path: Path):
+    """Before: OpenCV kept the top 8 of 16 bits, so 12-bit data (max 4095) became 0..15."""
+    rng = np.random.default_rng(0)
+    rgb8 = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    rgb12 = ((rgb8.astype(np.int64) * 4095 + 127) // 255).astype(np.uint16)
+    path = tmp_path / "twelve_bits.png"
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb12, cv2.COLOR_RGB2BGR))
+    assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    for image in (predict.read_image(path), fakes_read_dataset_image(path)):
+        assert image.dtype == np.uint8 and image.shape == (30, 40, 3)
+        assert np.abs(image.astype(int) - rgb8).max() <= 1
+    grey16 = np.full((5, 6), 65535, np.uint16)  # full 16-bit range: white stays white
+    assert cv2.imwrite(str(tmp_path / "g.png"), grey16)
+    assert (predict.read_image(tmp_path / "g.png") == 255).all()
+
+
+def fakes_read_dataset_image(path: Path) -> np.ndarray:
+    from isegm.data.io import read_image
+
+    return read_image(path)
+
+
+def test_cli_empty_mask_gives_one_warning_line(image_path: Path, tmp_path: Path, capsys):
+    out = tmp_path / "mask.png"
+    argv = ["--cpu", "--image", str(image_path), "--clicks", "100,100,+", "--output", str(out),
+            "--no-zoom-in", "--threshold", "1.0"]
+    assert main(argv, model=DiskNet()) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: the mask is empty"), err
+    assert not read_png(out).any()
+    assert main(argv[:-2], model=DiskNet()) == 0  # a non-empty mask: nothing on stderr
+    assert capsys.readouterr().err == ""
+
+
+def test_threads_option(image_path: Path, tmp_path: Path, capsys, monkeypatch):
+    import torch
+
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n)))
+    argv = ["--cpu", "--image", str(image_path), "--clicks", "100,100,+",
+            "--output", str(tmp_path / "m.png"), "--no-zoom-in"]
+    assert main(argv + ["--threads", "1"], model=DiskNet()) == 0
+    assert seen[0] == 1
+    assert main(argv, model=DiskNet()) == 0
+    assert seen[2] == predict.default_threads() and 1 <= seen[2] <= 4
+    assert main(argv + ["--threads", "0"], model=DiskNet()) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert predict.default_threads() == 1  # a 2-core machine: 1 thread

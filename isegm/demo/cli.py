@@ -20,8 +20,10 @@ from isegm.predict import (
     DeviceError,
     InputError,
     Predictor,
+    add_threads_argument,
     read_image,
     select_device,
+    set_threads,
 )
 
 __all__ = ["build_parser", "main"]
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--status-file", help="JSON status rewritten after every change (for scripts and tests)"
     )
+    add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
 
@@ -82,6 +85,7 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
             if not 0.0 <= getattr(args, name) <= 1.0:
                 raise InputError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
         device = select_device(args.cpu, args.gpu)
+        set_threads(args.threads)
         image = read_image(args.image) if args.image else None
         predictor = Predictor(
             model if model is not None else args.checkpoint,

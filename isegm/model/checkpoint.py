@@ -390,6 +390,16 @@ def _describe(keys: Iterable[str], limit: int = 6) -> str:
     return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def _first_non_finite(sd: Mapping[str, Tensor]) -> str | None:
+    """Name of the first floating-point tensor holding a NaN or an Inf, or None: such weights
+    load silently and then give empty masks."""
+    for key, value in sd.items():
+        if torch.is_tensor(value) and (value.is_floating_point() or value.is_complex()) \
+                and not bool(torch.isfinite(value).all()):
+            return key
+    return None
+
+
 def load_state_dict_strict(
     model: nn.Module, sd: Mapping[str, Tensor], path: str, allow_missing: re.Pattern | None = None
 ) -> list[str]:
@@ -414,6 +424,10 @@ def load_state_dict_strict(
         problems.append(f"shape mismatch: {_describe(shapes, 3)}")
     if problems:
         raise CheckpointError(f"{path}: does not fit the model: " + "; ".join(problems))
+    bad = _first_non_finite(sd)
+    if bad is not None:
+        raise CheckpointError(f"{path}: weights contain NaN or Inf (first bad tensor: {bad}); "
+                              f"the file is damaged or from a diverged training run")
     model.load_state_dict(sd, strict=False)
     return allowed
 

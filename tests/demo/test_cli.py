@@ -46,3 +46,18 @@ def test_no_display(capsys, monkeypatch):
     pytest.importorskip("tkinter")
     assert main(["--cpu"], model=DiskNet()) == 2
     assert "cannot open the window" in one_error_line(capsys)
+
+
+def test_threads_option(capsys, monkeypatch):
+    import torch
+
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    assert main(["--cpu", "--threads", "0"], model=DiskNet()) == 2
+    assert "--threads must be >= 1" in one_error_line(capsys)
+    monkeypatch.delenv("DISPLAY", raising=False)  # stop right after the options are applied
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    pytest.importorskip("tkinter")
+    main(["--cpu", "--threads", "3"], model=DiskNet())
+    main(["--cpu"], model=DiskNet())
+    assert seen == [3, predict.default_threads()]

@@ -170,3 +170,21 @@ def test_simpleclick_init_of_mst(parity_dir):
     model = build_model(dataclasses.replace(cfg))
     left = load_simpleclick_init(model, parity_dir / "small_simpleclick.pth")
     assert left and all(re.search(r"blocks\.\d+\.(score|norm[3467]|score_|gamma)", k) for k in left)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tiny, tmp_path, bad):
+    """Before: the checkpoint loaded and every mask came out empty (exit code 0)."""
+    model = build_model("mst_tiny_224").eval()
+    model.load_state_dict(tiny.state_dict())
+    names = [n for n, _ in model.named_parameters()]
+    with torch.no_grad():
+        dict(model.named_parameters())[names[5]].view(-1)[3] = bad
+        dict(model.named_parameters())[names[-1]].fill_(bad)
+    path = save_checkpoint(tmp_path / "diverged.pth", model)
+    with pytest.raises(CheckpointError) as e:
+        load_is_model(path)
+    msg = _one_line(e)
+    assert "diverged.pth" in msg and "NaN or Inf" in msg
+    first = next(k for k in model.state_dict() if k in (names[5], names[-1]))
+    assert f"first bad tensor: {first}" in msg
