@@ -50,6 +50,10 @@ class BatchingWorker:
         self.num_threads = num_threads
         self.stats = WorkerStats()
         self._queue: queue.Queue[tuple[ForwardRequest, Future] | None] = queue.Queue()
+        self._gate = threading.Event()
+        self._gate.set()
+        self._count_lock = threading.Lock()
+        self._pending = 0
         self._thread = threading.Thread(target=self._loop, name="isegm-serve-worker", daemon=True)
         self._thread.start()
 
@@ -59,11 +63,26 @@ class BatchingWorker:
         if not self._thread.is_alive():
             raise RuntimeError("the inference worker has stopped")
         futures: list[Future] = []
+        with self._count_lock:
+            self._pending += len(requests)
         for r in requests:
             f: Future = Future()
             futures.append(f)
             self._queue.put((r, f))
         return [f.result() for f in futures]
+
+    @property
+    def pending(self) -> int:
+        """Requests queued or running, not answered yet."""
+        return self._pending
+
+    def pause(self) -> None:
+        """Holds the forwards back (queued requests wait) until :meth:`resume`; lets tests
+        build a batch of a known composition."""
+        self._gate.clear()
+
+    def resume(self) -> None:
+        self._gate.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ends the thread after the queued forwards."""
@@ -77,6 +96,7 @@ class BatchingWorker:
             item = self._queue.get()
             if item is None:
                 return
+            self._gate.wait()
             pending = [item]
             stop = False
             while True:
@@ -88,7 +108,11 @@ class BatchingWorker:
                     stop = True
                     break
                 pending.append(nxt)
-            self._run_pending(pending)
+            try:
+                self._run_pending(pending)
+            finally:
+                with self._count_lock:
+                    self._pending -= len(pending)
             if stop:
                 return
 
