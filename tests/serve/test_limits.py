@@ -1,0 +1,145 @@
+"""Bad input and limits: each a 4xx JSON error naming the problem; the server keeps working;
+sessions bounded by count, memory (LRU) and time to live; bearer token."""
+
+from __future__ import annotations
+
+import base64
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.serve.test_api import CLICKS, click, create
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    return buf.tobytes()
+
+
+def error(r, status: int, *words: str) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    message = r.json()["error"]
+    assert "Traceback" not in message
+    for w in words:
+        assert w in message, (w, message)
+    return message
+
+
+def test_bad_requests_are_4xx_json_naming_the_problem(make_client, image_a):
+    client, _ = make_client(max_upload_bytes=150_000, max_pixels=50_000, max_clicks=3)
+    small = image_a[:100, :100]
+    sid = create(client, image_a)["session_id"]
+    # upload limits: bytes (multipart and base64) and pixels
+    big = np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    error(client.post("/api/sessions", files={"image": ("n.png", png(big), "image/png")}),
+          413, "limit")
+    error(client.post("/api/sessions", json={"image": base64.b64encode(png(big)).decode()}),
+          413, "limit")
+    many = np.zeros((300, 200, 3), np.uint8)  # 60000 pixels, compresses to a few bytes
+    error(client.post("/api/sessions", files={"image": ("m.png", png(many), "image/png")}),
+          413, "pixels", "50000")
+    # corrupt image, wrong content type, bad base64, missing field, bad JSON
+    error(client.post("/api/sessions", files={"image": ("c.png", png(small)[:200], "image/png")}),
+          400, "cannot decode")
+    error(client.post("/api/sessions", files={"image": ("t.txt", b"hello", "text/plain")}),
+          400, "cannot decode")
+    error(client.post("/api/sessions", content=b"x", headers={"content-type": "text/plain"}),
+          415, "content type")
+    error(client.post("/api/sessions", json={"image": "not base64!"}), 400, "base64")
+    error(client.post("/api/sessions", json={"name": "x"}), 422, "image")
+    error(client.post("/api/sessions", files={"other": ("a.png", png(small), "image/png")}),
+          422, "image")
+    error(client.post("/api/sessions", content=b"{", headers={"content-type": "application/json"}),
+          400, "JSON")
+    # clicks: outside the image, malformed, unknown session, too many
+    error(client.post(f"/api/sessions/{sid}/clicks", json={"x": 240, "y": 5, "positive": True}),
+          400, "outside the image")
+    error(client.post(f"/api/sessions/{sid}/clicks", json={"x": -1, "y": 5}), 400, "outside")
+    error(client.post(f"/api/sessions/{sid}/clicks", json={"x": "a", "y": 5}), 422, "x")
+    error(client.post(f"/api/sessions/{sid}/clicks", json={"y": 5}), 422, "x")
+    error(client.post("/api/sessions/nope/clicks", json={"x": 1, "y": 1}), 404, "unknown session")
+    error(client.delete("/api/sessions/nope"), 404, "unknown session")
+    error(client.get("/api/sessions/nope/coco.json"), 404, "unknown session")
+    error(client.get("/no/such/route"), 404)
+    error(client.put("/api/sessions"), 405)
+    for c in CLICKS:
+        click(client, sid, *c)
+    error(client.post(f"/api/sessions/{sid}/clicks", json={"x": 5, "y": 5}), 400, "limit")
+    # the server still works and the rejected clicks left no trace
+    state = client.get(f"/api/sessions/{sid}").json()
+    assert state["clicks"] == [list(c) for c in CLICKS]
+
+
+def test_maximum_sessions(make_client, image_a):
+    client, service = make_client(max_sessions=2)
+    first = create(client, image_a)["session_id"]
+    create(client, image_a)
+    r = client.post("/api/sessions", files={"image": ("a.png", png(image_a), "image/png")})
+    error(r, 429, "maximum of 2 sessions")
+    client.delete(f"/api/sessions/{first}")
+    create(client, image_a)
+    assert len(service.store) == 2
+
+
+def test_least_recently_used_sessions_are_dropped_over_the_memory_bound(make_client, image_a):
+    client, service = make_client()
+    a = create(client, image_a)["session_id"]
+    click(client, a, *CLICKS[0])
+    b = create(client, image_a)["session_id"]
+    click(client, b, *CLICKS[0])
+    per_session = service.store.total_bytes / 2
+    assert per_session > image_a.nbytes  # images, predictions and undo states are counted
+    client.get(f"/api/sessions/{a}")  # a is now more recent than b
+    service.store.max_bytes = int(2.5 * per_session)
+    c = create(client, image_a)["session_id"]
+    click(client, c, *CLICKS[0])  # three sessions do not fit: b, the least recent, goes
+    assert client.get(f"/api/sessions/{b}").status_code == 404
+    assert client.get(f"/api/sessions/{a}").status_code == 200
+    assert client.get(f"/api/sessions/{c}").status_code == 200
+    assert service.store.evicted == 1
+    assert service.store.total_bytes <= service.store.max_bytes
+
+
+def test_idle_sessions_expire(make_client, image_a):
+    client, service = make_client(session_ttl_s=60)
+    now = [1000.0]
+    service.store.clock = lambda: now[0]
+    old = create(client, image_a)["session_id"]
+    now[0] += 40
+    kept = create(client, image_a)["session_id"]
+    now[0] += 30  # old: 70 s idle, kept: 30 s
+    error(client.get(f"/api/sessions/{old}"), 404, "unknown session")
+    assert client.get(f"/api/sessions/{kept}").status_code == 200
+    now[0] += 59  # a request refreshes the session
+    assert client.get(f"/api/sessions/{kept}").status_code == 200
+    assert service.store.expired == 1
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Bearer s3cret"}, 200),
+        ({"Authorization": "Basic " + base64.b64encode(b"ls:s3cret").decode()}, 200),
+    ],
+)
+def test_token_guards_every_endpoint(make_client, headers, status):
+    client, _ = make_client(token="s3cret")
+    for method, path in [("get", "/api/info"), ("get", "/health"), ("get", "/"),
+                         ("get", "/docs"), ("post", "/setup")]:
+        r = getattr(client, method)(path, headers=headers)
+        assert r.status_code == status, (path, r.status_code)
+        if status == 401:
+            assert "token" in r.json()["error"]
+    r = client.post("/api/sessions/x/undo", headers=headers)
+    assert r.status_code == (401 if status == 401 else 404)
+
+
+def test_page_accepts_the_token_in_its_address(make_client):
+    client, _ = make_client(token="s3cret")
+    assert client.get("/?token=s3cret").status_code == 200
+    assert client.get("/?token=nope").status_code == 401
+    assert client.get("/api/info?token=s3cret").status_code == 401  # the API needs the header
