@@ -8,7 +8,8 @@
 # Downloads resume (curl -C - / wget -c), archives are tested (unzip -tq / tar -tf) before they
 # are unpacked, and a set whose target folder is already populated is skipped, so the script can
 # simply be run again after an interruption. Sets that cannot be fetched automatically (LoveDA
-# multi-scale, HQSeg-44K, the MAE weights) are explained instead.
+# multi-scale, HQSeg-44K) are explained instead; weights (MAE, MST, SimpleClick) are fetched
+# and verified by download_weights.sh.
 set -euo pipefail
 shopt -s inherit_errexit
 
@@ -72,19 +73,11 @@ instructions.
 EOF
 }
 
-log() { printf '%s\n' "$*"; }
-err() { printf 'error: %s\n' "$*" >&2; }
+# shellcheck source=download_common.sh
+source "${SCRIPT_DIR}/download_common.sh"
 
 field() {  # field NAME INDEX -> one column of the SETS entry
-  local entry cols
-  for entry in "${SETS[@]}"; do
-    if [[ "${entry%%|*}" == "$1" ]]; then
-      IFS='|' read -r -a cols <<<"${entry}"
-      printf '%s' "${cols[$2]}"
-      return 0
-    fi
-  done
-  return 1
+  table_field SETS "$1" "$2"
 }
 
 list_sets() {
@@ -158,16 +151,7 @@ download() {  # download URL FILE: resumable, into FILE.part, renamed when compl
     log "        -> ${out}"
     return 0
   fi
-  mkdir -p "$(dirname "${out}")"
-  log "  downloading ${url}"
-  if command -v curl >/dev/null 2>&1; then
-    curl -fL --retry 3 --retry-delay 5 -C - -o "${out}.part" "${url}"
-  elif command -v wget >/dev/null 2>&1; then
-    wget -c -O "${out}.part" "${url}"
-  else
-    err "neither curl nor wget is installed"
-    return 1
-  fi
+  fetch_part "${url}" "${out}"
   mv "${out}.part" "${out}"
 }
 
@@ -388,11 +372,10 @@ EOF
 
 manual_mae() {
   cat <<EOF
-  MANUAL: MAE ImageNet weights (only needed to train from MAE initialisation):
-    mkdir -p ${WEIGHTS_DIR}
-    curl -fL -C - -o ${WEIGHTS_DIR}/mae_pretrain_vit_base.pth ${MAE_URL}/mae_pretrain_vit_base.pth
-    curl -fL -C - -o ${WEIGHTS_DIR}/mae_pretrain_vit_large.pth ${MAE_URL}/mae_pretrain_vit_large.pth
-    curl -fL -C - -o ${WEIGHTS_DIR}/mae_pretrain_vit_huge.pth ${MAE_URL}/mae_pretrain_vit_huge.pth
+  MANUAL: weights are not datasets: ${SCRIPT_DIR}/download_weights.sh fetches and verifies
+    the MAE ImageNet weights (mae_pretrain_vit_base.pth, ..._large, ..._huge from ${MAE_URL})
+    into ${WEIGHTS_DIR} and explains how to get the MST and SimpleClick checkpoints:
+    ${SCRIPT_DIR}/download_weights.sh --only mae     (or --list to see every file)
     config.yml: IMAGENET_PRETRAINED_MODELS.MAE_{BASE,LARGE,HUGE} point at these files
 EOF
 }
@@ -473,26 +456,11 @@ main() {
   (( DRY_RUN )) && log "dry run: nothing is downloaded or written"
   log "dataset root: ${ROOT}"
 
-  local failed=() name rc
-  while read -r name; do
-    # Run each set in a subshell with errexit active, so one failure does not stop the others.
-    set +e
-    ( set -e; install_set "${name}" ) </dev/null
-    rc=$?
-    set -e
-    if (( rc != 0 )); then
-      err "[${name}] failed (exit ${rc}); fix the problem and run the script again"
-      failed+=("${name}")
-    fi
-  done <<<"${selected}"
-
+  run_each install_set "${selected}"
   if [[ "${ROOT}" != "${SCRIPT_DIR}/datasets" ]]; then
     log "note: the root differs from the default; point the *_PATH keys of config.yml at ${ROOT}"
   fi
-  if (( ${#failed[@]} )); then
-    err "failed: ${failed[*]}"
-    exit 1
-  fi
+  (( RUN_FAILED == 0 )) || exit 1
   log "done"
 }
 

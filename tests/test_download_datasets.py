@@ -256,3 +256,97 @@ def test_training_sets_layout(env):
     calls = len(env.curl_calls())
     res = env.run("--root", str(env.root), "--only", "COCO,LVIS,COCOLVIS")
     assert res.returncode == 0 and len(env.curl_calls()) == calls  # everything skipped
+
+
+# ------------------------------------------------------------- download_weights.sh (offline)
+WEIGHTS_SCRIPT = SCRIPT.with_name("download_weights.sh")
+MAE = "https://dl.fbaipublicfiles.com/mae/pretrain"
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _fake_mae(path: Path, width: int, depth: int) -> Path:
+    """A file with the layout and the shapes of an MAE pretraining checkpoint (tiny blocks)."""
+    import torch
+
+    sd = {"pos_embed": torch.zeros(1, 197, width),
+          "patch_embed.proj.weight": torch.zeros(width, 3, 16, 16)}
+    sd.update({f"blocks.{i}.norm1.weight": torch.zeros(1) for i in range(depth)})
+    torch.save({"model": sd}, path)
+    return path
+
+
+def run_weights(env: Env, *args: str) -> subprocess.CompletedProcess:
+    penv = dict(os.environ, PATH=f"{env.bin}{os.pathsep}{os.environ['PATH']}",
+                FAKE_CURL_LOG=str(env.log), FAKE_CURL_FILES=str(env.files))
+    return subprocess.run(["bash", str(WEIGHTS_SCRIPT), "--root", str(env.root), *args],
+                          env=penv, capture_output=True, text=True, timeout=600)
+
+
+def test_weights_list_and_dry_run_touch_nothing(env):
+    res = run_weights(env, "--list")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    for name, how, target in [("MAE_BASE", "url", "weights/pretrained/mae_pretrain_vit_base.pth"),
+                              ("MAE_HUGE", "url", "weights/pretrained/mae_pretrain_vit_huge.pth"),
+                              ("MST", "manual", "weights/mst-3s-slim-448-base.pth"),
+                              ("SIMPLECLICK_BASE", "manual",
+                               "weights/pretrained/cocolvis_vit_base.pth")]:
+        line = next(x for x in lines if x.startswith(name + " "))
+        assert how in line.split() and target in line
+    assert f"{MAE}/<file name>" in res.stdout
+
+    res = run_weights(env, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    for size in ("base", "large", "huge"):
+        assert f"download {MAE}/mae_pretrain_vit_{size}.pth" in res.stdout
+        assert f"-> {env.root}/weights/pretrained/mae_pretrain_vit_{size}.pth" in res.stdout
+    # the manual steps: the page, the file to take, where it goes and how to check it
+    assert res.stdout.count("MANUAL") == 4
+    assert "sharepoint.com" in res.stdout and "github.com/hahamyt/mst" in res.stdout
+    assert f"put it at {env.root}/weights/mst-3s-slim-448-base.pth" in res.stdout
+    assert "drive.google.com/drive/folders/" in res.stdout
+    assert "download cocolvis_vit_large.pth" in res.stdout
+    assert "--check --only SIMPLECLICK_HUGE" in res.stdout
+    assert env.curl_calls() == [] and not env.root.exists()
+
+    res = run_weights(env, "--only", "nope")
+    assert res.returncode == 2 and "unknown weight file 'NOPE'" in res.stderr
+
+
+def test_weights_download_verifies_what_it_fetched(env, tmp_path):
+    target = env.root / "weights" / "pretrained"
+    _fake_mae(env.files / "mae_pretrain_vit_base.pth", 768, 12)
+    _fake_mae(env.files / "mae_pretrain_vit_large.pth", 768, 12)  # a ViT-B under the L name
+    marker = tmp_path / "code_ran"
+    import torch
+
+    torch.save({"model": _RunsCode(marker)}, env.files / "mae_pretrain_vit_huge.pth")
+    res = run_weights(env, "--only", "mae")
+    assert res.returncode == 1
+    base = target / "mae_pretrain_vit_base.pth"
+    assert base.is_file() and "ok: " in res.stdout
+    from isegm.utils.weights import sha256_of
+
+    assert (target / "mae_pretrain_vit_base.pth.sha256").read_text().split() == \
+        [sha256_of(base), "mae_pretrain_vit_base.pth"]
+    # the wrong and the crafted file are refused and deleted, and nothing in them ran
+    assert "width 768 and depth 12, not MAE ViT-L/16" in res.stderr
+    assert not list(target.glob("mae_pretrain_vit_large*"))
+    assert not list(target.glob("mae_pretrain_vit_huge*")) and not marker.exists()
+    assert "failed: MAE_LARGE MAE_HUGE" in res.stderr
+
+    # a later --check notices a file that changed since it was verified
+    res = run_weights(env, "--check", "--only", "MAE_BASE,MST")
+    assert res.returncode == 0 and "ok: " in res.stdout
+    assert f"missing: {env.root}/weights/mst-3s-slim-448-base.pth" in res.stdout
+    with open(base, "ab") as f:
+        f.write(b"\0")
+    res = run_weights(env, "--check", "--only", "MAE_BASE")
+    assert res.returncode == 1 and "differs from the recorded" in res.stderr
