@@ -50,7 +50,8 @@ from isegm.data.mask_io import read_mask_file
 from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
-from isegm.inference.transforms import ZoomIn
+from isegm.inference.transforms import SigmoidForPred, ZoomIn
+from isegm.inference.transforms.base import BaseTransform
 from isegm.inference.utils import CheckpointError, load_is_model
 
 __all__ = [
@@ -299,13 +300,59 @@ def check_clicks(clicks: Sequence[Sequence[Any]], size: tuple[int, int]) -> list
 
 
 # --------------------------------------------------------------------------- predictor
+class _NetworkOutput(BaseTransform):
+    """Identity transform placed after the geometric transforms (ZoomIn, LimitLongestSide):
+    on the way back it sees the probabilities at the network's resolution and keeps them, so
+    the undo history stores those instead of full-resolution maps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: torch.Tensor | None = None
+
+    def transform(self, image_nd: torch.Tensor, clicks_lists: Any) -> tuple[torch.Tensor, Any]:
+        self.image_changed = False
+        return image_nd, clicks_lists
+
+    def inv_transform(self, prob_map: torch.Tensor) -> torch.Tensor:
+        self.last = prob_map
+        return prob_map
+
+    def reset(self) -> None:
+        self.last = None
+
+
+@dataclass
+class _Snapshot:
+    """Predictor state after a click, without any full-resolution map.
+
+    ``states`` is :meth:`NoBRSPredictor.get_states` with every image-sized tensor (the previous
+    prediction, also held by ZoomIn) replaced by None; ``net_prob`` is the network-resolution
+    probability map they are rebuilt from by the same inverse transforms, so a restored state
+    is bit-identical to the one the click left.
+    """
+
+    states: dict
+    net_prob: torch.Tensor | None
+
+
 @dataclass
 class _Step:
-    """One click of the current session and the predictor state right after it."""
+    """One click of the current session and, for the last ``history_limit`` clicks, the state
+    right after it (older clicks are replayed from the start when undone that far)."""
 
     click: ClickTuple
-    prob: np.ndarray
-    states: dict
+    snapshot: _Snapshot | None
+
+
+def _strip_full_size(state: Any, full_shape: tuple[int, ...]) -> Any:
+    """``state`` with tensors of ``full_shape`` replaced by None (nested tuples/lists/dicts)."""
+    if torch.is_tensor(state):
+        return None if tuple(state.shape) == full_shape else state
+    if isinstance(state, dict):
+        return {k: _strip_full_size(v, full_shape) for k, v in state.items()}
+    if isinstance(state, (tuple, list)):
+        return type(state)(_strip_full_size(v, full_shape) for v in state)
+    return state
 
 
 class Predictor:
@@ -325,11 +372,22 @@ class Predictor:
         forward_runner: runs the network step (see :mod:`isegm.inference.batched`); the
             annotation server passes its batching worker, so all sessions share one model.
 
+        history_limit: clicks whose state is kept for instant undo; undoing further back
+            replays the clicks from the start (same result, more time).
+
     Raises:
         CheckpointError: the checkpoint is missing or unreadable.
 
+    Memory: besides the image (uint8, and float32 inside the network wrapper) and one
+    full-resolution probability map, each click keeps only its network-resolution
+    probabilities (float32, at most ``max(target_size, limit_longest_size)`` squared: e.g.
+    224 x 224 x 4 B = 0.2 MB zoomed in, at most 800 x 800 x 4 B = 2.6 MB with the defaults)
+    for the last ``history_limit`` clicks, whatever the image size.
+
     Not thread-safe: use one predictor from one thread (the demo's worker thread).
     """
+
+    HISTORY_LIMIT = 64
 
     def __init__(
         self,
@@ -341,8 +399,10 @@ class Predictor:
         with_flip: bool = True,
         threshold: float = 0.5,
         forward_runner: ForwardRunner | None = None,
+        history_limit: int = HISTORY_LIMIT,
     ) -> None:
         self.device = torch.device(device)
+        self.history_limit = max(1, int(history_limit))
         if isinstance(checkpoint, nn.Module):
             self.model = checkpoint.to(self.device).eval()
         else:
@@ -363,7 +423,7 @@ class Predictor:
     # -- configuration -----------------------------------------------------------------------
     def _build_nobrs(self) -> NoBRSPredictor:
         zoom = ZoomIn(target_size=(self.target_size, self.target_size)) if self.zoom_in else None
-        return NoBRSPredictor(
+        nobrs = NoBRSPredictor(
             self.model,
             self.device,
             with_flip=self.with_flip,
@@ -371,6 +431,13 @@ class Predictor:
             max_size=self.limit_longest_size,
             forward_runner=self.forward_runner,
         )
+        # The network-resolution output is what the undo history keeps (see _Snapshot).
+        self._capture = _NetworkOutput()
+        self._capture_index = next(
+            i for i, t in enumerate(nobrs.transforms) if isinstance(t, SigmoidForPred)
+        )
+        nobrs.transforms.insert(self._capture_index, self._capture)
+        return nobrs
 
     def set_zoom_in(self, enabled: bool) -> None:
         """Turns zoom-in on or off; the image stays set, cached clicks are forgotten."""
@@ -417,7 +484,53 @@ class Predictor:
         self._steps: list[_Step] = []
         self._init_prob: np.ndarray | None = None
         self._init_key: str | None = None
-        self._initial_states = self._nobrs.get_states() if self._image is not None else None
+        self._current: np.ndarray | None = None  # full-resolution prob of the last step
+        self._initial: _Snapshot | None = None
+        if self._image is not None:
+            zeros = self._nobrs.prev_prediction
+            assert zeros is not None
+            self._zeros_like = (tuple(zeros.shape), zeros.dtype)
+            self._initial = self._snapshot()
+
+    def _snapshot(self) -> _Snapshot:
+        """The state after the last click (or the initial one), small: see :class:`_Snapshot`."""
+        prev = self._nobrs.prev_prediction
+        assert prev is not None
+        states = _strip_full_size(self._nobrs.get_states(), tuple(prev.shape))
+        net = self._capture.last  # None before the first click of this wrapper
+        return _Snapshot(states, None if net is None else net.detach().to("cpu", copy=True))
+
+    def _restore(self, snapshot: _Snapshot) -> None:
+        """Puts the network wrapper back into a snapshot's state, rebuilding the
+        full-resolution maps with the same inverse transforms that made them."""
+        nobrs = self._nobrs
+        nobrs.set_states({**snapshot.states, "prev_prediction": None})
+        if snapshot.net_prob is None:  # before the first click
+            shape, dtype = self._zeros_like
+            full = torch.zeros(shape, dtype=dtype, device=self.device)
+            self._current = None
+        else:
+            full = snapshot.net_prob.to(self.device)
+            for t in reversed(nobrs.transforms[: self._capture_index]):
+                full = t.inv_transform(full)
+            self._current = full[0, 0].float().cpu().numpy()
+        nobrs.prev_prediction = full
+
+    @property
+    def history_nbytes(self) -> int:
+        """Bytes of tensors held by the undo history (the bound of the class docstring)."""
+        snapshots = [s.snapshot for s in self._steps if s.snapshot is not None]
+        tensors = [s.net_prob for s in snapshots if s.net_prob is not None]
+        stack: list[Any] = [s.states for s in snapshots]
+        while stack:
+            item = stack.pop()
+            if torch.is_tensor(item):
+                tensors.append(item)
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, (tuple, list)):
+                stack.extend(item)
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     # -- prediction ----------------------------------------------------------------------------
     def predict(
@@ -440,7 +553,7 @@ class Predictor:
             InputError: a click outside the image, a ``prev_mask`` of the wrong size, or a
                 ``prev_mask`` for a model without a previous-mask input.
         """
-        if self._image is None or self._initial_states is None:
+        if self._image is None or self._initial is None:
             raise RuntimeError("call set_image(image) before predict")
         size = self.image_size
         assert size is not None
@@ -451,12 +564,16 @@ class Predictor:
         while k < min(len(checked), len(self._steps)) and self._steps[k].click == checked[k]:
             k += 1
         if k < len(self._steps):  # undo or a different branch: go back to the shared prefix
+            while k > 0 and self._steps[k - 1].snapshot is None:
+                k -= 1  # beyond the kept history: replay from the start
             del self._steps[k:]
-            self._nobrs.set_states(self._steps[-1].states if self._steps else self._initial_states)
+            self._restore(self._steps[-1].snapshot if self._steps else self._initial)
 
         start = time.perf_counter()
         for n in range(k + 1, len(checked) + 1):
             self._steps.append(self._run_click(checked[:n]))
+        for step in self._steps[: -self.history_limit]:
+            step.snapshot = None
         self.last_computed_clicks = len(checked) - k
         self.last_predict_seconds = time.perf_counter() - start
         if self.last_computed_clicks:
@@ -465,7 +582,8 @@ class Predictor:
             )
 
         if self._steps:
-            prob = self._steps[-1].prob
+            assert self._current is not None
+            prob = self._current
         elif self._init_prob is not None:
             prob = self._init_prob
         else:
@@ -481,7 +599,8 @@ class Predictor:
         key = None if prob is None else hashlib.sha1(prob.tobytes()).hexdigest()
         if key != self._init_key:
             del self._steps[:]
-            self._nobrs.set_states(self._initial_states)
+            assert self._initial is not None
+            self._restore(self._initial)
             self._init_key, self._init_prob = key, prob
 
     def _as_prob(self, mask: np.ndarray) -> np.ndarray:
@@ -506,7 +625,8 @@ class Predictor:
         if first and init is not None and self._nobrs.zoom_in is not None:
             # The first pass saw the whole image; the second is zoomed on what it found.
             prob = self._nobrs.get_prediction(clicker, prev_mask=prev)
-        return _Step(clicks[-1], np.array(prob, dtype=np.float32), self._nobrs.get_states())
+        self._current = np.asarray(prob, dtype=np.float32)
+        return _Step(clicks[-1], self._snapshot())
 
 
 # --------------------------------------------------------------------------- command line

@@ -418,3 +418,37 @@ def test_threads_option(image_path: Path, tmp_path: Path, capsys, monkeypatch):
     assert "--threads must be >= 1" in capsys.readouterr().err
     monkeypatch.setattr(predict.os, "sched_getaffinity", lambda _pid: {0, 1})
     assert predict.default_threads() == 1  # a 2-core machine: 1 thread
+
+
+def test_undo_history_is_small_bounded_and_exact(tiny_ckpt: Path, image: np.ndarray):
+    """Before: every click kept three full-resolution float32 maps (about 550 MB per click on
+    a 48 MP photo). Now: network-resolution maps for the last ``history_limit`` clicks, and
+    undo (kept or replayed) gives exactly the maps the clicks gave."""
+    limit = 320  # LimitLongestSide acts on the first click, ZoomIn on the later ones
+    clicks = [(200, 150, True), (260, 170, True), (150, 60, False), (300, 220, True),
+              (230, 120, False)]
+
+    def run(img: np.ndarray, n_clicks: int) -> tuple[Predictor, list[np.ndarray]]:
+        predictor = Predictor(tiny_ckpt, limit_longest_size=limit, history_limit=2)
+        predictor.set_image(img)
+        return predictor, [predictor.predict(clicks[:n])[1] for n in range(1, n_clicks + 1)]
+
+    session, probs = run(image, 5)
+    bound = 2 * 4 * max(limit, session.target_size) ** 2
+    assert 0 < session.history_nbytes <= bound
+    big = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    session_big, _ = run(big, 3)
+    assert 0 < session_big.history_nbytes <= bound  # independent of the image size
+
+    # undo within the kept history (states after clicks 4 and 5): restored, bit-identical
+    np.testing.assert_array_equal(session.predict(clicks[:4])[1], probs[3])
+    assert session.last_computed_clicks == 0
+    # beyond it: replayed from the start, still bit-identical
+    np.testing.assert_array_equal(session.predict(clicks[:3])[1], probs[2])
+    assert session.last_computed_clicks == 3
+    np.testing.assert_array_equal(session.predict(clicks[:2])[1], probs[1])
+    assert session.last_computed_clicks == 0  # kept again after the replay
+    np.testing.assert_array_equal(session.predict(clicks)[1], probs[4])
+    assert session.last_computed_clicks == 3
+    np.testing.assert_array_equal(session.predict(clicks[:1])[1], probs[0])
+    assert session.last_computed_clicks == 1
