@@ -245,24 +245,93 @@ def synthetic_recipe(
     """The built-in default's budget: ``epochs`` × 150 steps × 12 synthetic scenes at 224 px
     (6 epochs: about 20 minutes on a 2-core CPU), from scratch or from ``init`` (see
     :class:`Recipe`)."""
+    return tiny_recipe(arch, token_weight, score_weight, synthetic_datasets, init=init,
+                       epochs=epochs, milestones=milestones)
+
+
+def tiny_recipe(
+    arch: str,
+    token_weight: float,
+    score_weight: float,
+    datasets,
+    init: tuple[str, str] | None = None,
+    epochs: int = 6,
+    milestones: tuple[int, ...] = (4, 5),
+    img_size: int = 224,
+    steps_per_epoch: int = 150,
+    batch_size: int = 12,
+    **model_overrides,
+) -> Recipe:
+    """The CPU budget of the project's own tiny models, in one place: ``epochs`` ×
+    ``steps_per_epoch`` steps × ``batch_size`` scenes of ``datasets`` at ``img_size``, AdamW
+    5e-4 stepped ×0.1 at ``milestones``; ``model_overrides`` change the architecture's
+    top-level fields (e.g. ``embed_dim``)."""
     from .trainer import LossConfig, TrainConfig
 
     return Recipe(
         arch=arch,
-        img_size=224,
+        img_size=img_size,
         init=init,
         augment={},
         epoch_len=-1,
-        datasets=synthetic_datasets,
+        datasets=datasets,
         train=TrainConfig(
             epochs=epochs,
-            batch_size=12,
+            batch_size=batch_size,
             lr=5e-4,
             weight_decay=0.05,
             milestones=milestones,
             checkpoint_interval=2,
             image_dump_interval=100,
-            max_steps_per_epoch=150,
+            max_steps_per_epoch=steps_per_epoch,
         ),
         loss=LossConfig(instance_weight=1.0, token_weight=token_weight, score_weight=score_weight),
+        **model_overrides,
     )
+
+
+def photo_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 64):
+    """Scenes composed from the photographs of ``PHOTOS_PATH`` (``python -m isegm.data.photos
+    collect``): train and val use disjoint photographs; the colour / scale augmentation of the
+    224 recipes on top. Every epoch composes new scenes (the item seed includes the epoch)."""
+    from isegm.data.datasets.photo_scenes import PhotoScenesDataset
+
+    root = getattr(cfg, "PHOTOS_PATH", None)
+    if not root or not Path(root).is_dir():
+        raise DatasetError(f"photos not found at {root} (config key PHOTOS_PATH in config.yml; "
+                           "collect them with: python -m isegm.data.photos collect)")
+    sampler = MultiPointSampler(12, prob_gamma=0.8)
+    common = dict(image_size=crop, points_sampler=sampler, min_object_area=8)
+    train = PhotoScenesDataset(
+        root, split="train", num_samples=num_train, seed=cfg.seed,
+        augmentator=train_augmentator(crop, **RECIPE_224), **common,
+    )
+    val = PhotoScenesDataset(
+        root, split="val", num_samples=num_val, seed=cfg.seed + 1000,
+        augmentator=val_augmentator(crop), **common,
+    )
+    return train, val
+
+
+#: The photo-trained default's budget (see :func:`photo_recipe`).
+PHOTO_BUDGET = dict(img_size=224, steps_per_epoch=200, batch_size=12)
+
+
+def photo_recipe(
+    arch: str,
+    token_weight: float,
+    score_weight: float,
+    init: tuple[str, str] | None,
+    epochs: int,
+    milestones: tuple[int, ...],
+) -> Recipe:
+    """Tiny models on photo scenes (:func:`photo_datasets`) with :data:`PHOTO_BUDGET`."""
+    return tiny_recipe(arch, token_weight, score_weight, photo_datasets, init=init,
+                       epochs=epochs, milestones=milestones, **PHOTO_BUDGET)
+
+
+def photo_finetune_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
+    """The photo default MST and its plain-ViT control: the same epochs from the same plain-ViT
+    start (``TINY_PLAINVIT_PHOTOS``), so their data and budgets cannot drift apart."""
+    return photo_recipe(arch, token_weight, score_weight,
+                        init=("TINY_PLAINVIT_PHOTOS", "simpleclick"), epochs=5, milestones=(4,))

@@ -201,3 +201,25 @@ def test_cli_unknown_source_exits_2(tmp_path, capsys):
     assert photos.main(["collect", "--dest", str(tmp_path), "--sources", "nope"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown source(s) nope") and "\n" not in err
+
+
+def test_photo_scripts_share_one_budget_and_build_photo_datasets(photos_dir):
+    import runpy
+    from types import SimpleNamespace
+
+    root = Path(__file__).resolve().parents[2] / "models"
+    mst = runpy.run_path(str(root / "mst_tiny_photos.py"))
+    control = runpy.run_path(str(root / "plainvit_tiny_photos_ft.py"))
+    start = runpy.run_path(str(root / "plainvit_tiny_photos.py"))
+    cfg = SimpleNamespace(PHOTOS_PATH=str(photos_dir), seed=0, img_size=None)
+    train_mst, loss_mst = mst["get_train_config"](cfg)
+    train_ctl, loss_ctl = control["get_train_config"](cfg)
+    assert train_mst == train_ctl and loss_ctl.token_weight == 0 < loss_mst.token_weight
+    assert start["get_train_config"](cfg)[0].epochs > train_mst.epochs
+    train, val = mst["get_datasets"](cfg)
+    assert isinstance(train, PhotoScenesDataset) and isinstance(val, PhotoScenesDataset)
+    assert not set(train.library.scene_files) & set(val.library.scene_files)
+    item = train[0]
+    assert item["images"].shape == (3, 224, 224) and item["instances"].shape == (1, 224, 224)
+    with pytest.raises(DatasetError, match="PHOTOS_PATH"):
+        mst["get_datasets"](SimpleNamespace(PHOTOS_PATH="", seed=0, img_size=None))
