@@ -55,7 +55,7 @@ class Env:
         env = dict(os.environ, PATH=f"{self.bin}{os.pathsep}{os.environ['PATH']}",
                    FAKE_CURL_LOG=str(self.log), FAKE_CURL_FILES=str(self.files))
         return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=600)  # a safety net only
 
     def curl_calls(self) -> list[str]:
         return [line for line in self.log.read_text().splitlines() if line]

@@ -28,15 +28,19 @@ class DiskNet(nn.Module):
     the predictor feeds each prediction to the next click.
 
     Both versions are exactly flip-equivariant, so the flip average changes nothing.
+    ``delay`` (seconds) or ``hold`` (a file: every call waits while it exists) make it slow, so
+    a test can act while a prediction is certainly running, whatever the machine's load.
     """
 
     with_prev_mask = True
 
-    def __init__(self, radius: float = 20.0, memory: bool = False, delay: float = 0.0) -> None:
+    def __init__(self, radius: float = 20.0, memory: bool = False, delay: float = 0.0,
+                 hold: Path | None = None) -> None:
         super().__init__()
         self.radius = radius
         self.memory = memory
         self.delay = delay
+        self.hold = Path(hold) if hold is not None else None  # calls wait while it exists
         self.calls = 0
         self.last_points: torch.Tensor | None = None
         self.last_input_size: tuple[int, int] | None = None
@@ -47,6 +51,8 @@ class DiskNet(nn.Module):
         self.last_input_size = tuple(image.shape[2:])
         if self.delay:
             time.sleep(self.delay)
+        while self.hold is not None and self.hold.exists():  # a model as slow as a test needs
+            time.sleep(0.01)
         b, _, h, w = image.shape
         yy = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
         xx = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import cv2
@@ -19,8 +18,10 @@ from isegm.predict import InputError, Predictor, read_mask
 H, W = 120, 160
 
 
-def make_controller(memory: bool = False, delay: float = 0.0) -> InteractiveController:
-    predictor = Predictor(DiskNet(radius=10, memory=memory, delay=delay), zoom_in=False)
+def make_controller(memory: bool = False, delay: float = 0.0,
+                    hold: Path | None = None) -> InteractiveController:
+    predictor = Predictor(DiskNet(radius=10, memory=memory, delay=delay, hold=hold),
+                          zoom_in=False)
     controller = InteractiveController(predictor)
     rng = np.random.default_rng(0)
     controller.set_image(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), "noise.png")
@@ -193,19 +194,25 @@ def test_view_and_render():
     assert not (render_view(view, alpha=1.0, threshold=1.0)[90, 120] == CURRENT_RGB).all()
 
 
-def test_worker_keeps_order_and_never_blocks_the_caller():
-    c = make_controller(delay=0.2)
+def test_worker_keeps_order_and_never_blocks_the_caller(tmp_path: Path):
+    hold = tmp_path / "hold"
+    hold.touch()  # the model waits while this file exists
+    c = make_controller(hold=hold)
     worker = InferenceWorker(c)
+    # safety net: a submit() that waited for the model would hang; release it after a while so
+    # the test fails (results already there) instead of hanging
+    release = threading.Timer(120, hold.unlink, kwargs={"missing_ok": True})
+    release.start()
     try:
-        start = time.perf_counter()
         for x in (20, 60, 100):
             worker.submit("click", lambda ctl, x=x: ctl.add_click(x, 50, True))
         worker.submit("undo", lambda ctl: ctl.undo_click())
         worker.submit("click", lambda ctl: ctl.add_click(W + 5, 0, True))  # fails, reported
         worker.submit("finish", lambda ctl: ctl.finish_object())
-        assert time.perf_counter() - start < 0.1  # submitting does not wait for the model
-        assert worker.pending == 6
-        results = worker.wait(timeout=30)
+        # submitting does not wait for the model: it is still held, nothing has finished
+        assert worker.poll() == [] and worker.pending == 6
+        hold.unlink()
+        results = worker.wait(timeout=600)
         assert [r.name for r in results] == ["click", "click", "click", "undo", "click", "finish"]
         assert [len(r.view.clicks) for r in results[:4]] == [1, 2, 3, 2]
         assert results[4].error is not None and "outside" in results[4].error
@@ -216,6 +223,8 @@ def test_worker_keeps_order_and_never_blocks_the_caller():
         assert worker.pending == 0 and worker.poll() == []
         assert threading.current_thread() is threading.main_thread()
     finally:
+        release.cancel()
+        hold.unlink(missing_ok=True)
         worker.stop()
 
 
