@@ -3,6 +3,8 @@ masks equal to isegm.predict's for the same clicks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -61,19 +63,15 @@ def test_cvat_threshold_and_bad_requests(make_client, image_a):
         assert r.status_code == status and word in r.json()["error"], r.text
 
 
-LABEL_CONFIG = """<View>
-  <Image name="image" value="$image" zoom="true"/>
-  <BrushLabels name="brush" toName="image"><Label value="Animal"/></BrushLabels>
-  <KeyPointLabels name="kp" toName="image" smart="true"><Label value="Animal" smart="true"/>
-  </KeyPointLabels>
-</View>"""
+# the example labelling config of the docs
+LABEL_CONFIG = (Path(__file__).resolve().parents[2] / "docs" / "label_studio_config.xml").read_text()
 
 
 def keypoint(x: float, y: float, positive: bool) -> dict:
     return {
         "original_width": 240, "original_height": 160, "image_rotation": 0,
         "value": {"x": 100 * x / 240, "y": 100 * y / 160, "width": 0.5,
-                  "keypointlabels": ["Animal"]},
+                  "keypointlabels": ["Object"]},
         "is_positive": positive, "id": "k", "from_name": "kp", "to_name": "image",
         "type": "keypointlabels", "origin": "manual",
     }
@@ -100,7 +98,7 @@ def test_label_studio_backend(make_client, model, image_a):
     assert item["type"] == "brushlabels" and item["from_name"] == "brush"
     assert item["to_name"] == "image"
     assert (item["original_width"], item["original_height"]) == (240, 160)
-    assert item["value"]["format"] == "rle" and item["value"]["brushlabels"] == ["Animal"]
+    assert item["value"]["format"] == "rle" and item["value"]["brushlabels"] == ["Object"]
     ref = reference_predictor(model, service.config)
     ref.set_image(image_a)
     expected, _ = ref.predict(clicks)
