@@ -1,9 +1,7 @@
 #!/usr/bin/env python
 """Interactive segmentation demo: python demo.py [--checkpoint PATH] [--cpu] [--image PATH]."""
 
-import sys
-
-from isegm.demo.cli import main
+from isegm.demo.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

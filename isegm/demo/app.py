@@ -241,9 +241,12 @@ class DemoApp:
         self._submit("zoom_in", lambda c: c.set_zoom_in(enabled))
 
     def close(self) -> None:
+        """Ctrl+Q / window close: queued clicks are dropped, a queued save is finished."""
         if self._closed:
             return
         self._closed = True
+        self._message = "closing"
+        self._write_status(self.worker.pending > 0)
         self.worker.stop(timeout=0.5)
         self.root.destroy()
 
@@ -299,7 +302,13 @@ class DemoApp:
             return f"loaded {view.image_name or 'image'} ({w}x{h})"
         if result.name == "load_mask":
             return "mask loaded: click to correct it"
-        return self._message
+        if result.name == "reset":
+            return "clicks reset"
+        if result.name == "threshold":
+            return f"threshold {view.threshold:.2f}"
+        if result.name == "zoom_in":
+            return "zoom-in changed"
+        return result.name
 
     # -- drawing ---------------------------------------------------------------------------------
     def _render(self, reset_view: bool = False) -> None:

@@ -60,6 +60,7 @@ class InferenceWorker:
         self._results: queue.Queue[Result] = queue.Queue()
         self._next_job = 0
         self._pending = 0  # submitted minus polled; touched by the submitting thread only
+        self._running: str | None = None  # name of the command in progress (worker thread)
         self._thread = threading.Thread(target=self._run, name="isegm-demo-worker", daemon=True)
         self._thread.start()
 
@@ -101,10 +102,29 @@ class InferenceWorker:
             self._pending -= 1
         return out
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Asks the thread to end after the queued commands (it is a daemon anyway)."""
+    def stop(self, timeout: float = 5.0, keep: tuple[str, ...] = ("save",),
+             keep_timeout: float = 60.0) -> bool:
+        """Drops the queued commands except those named in ``keep`` and asks the thread to end.
+
+        Waits up to ``timeout`` for a command in progress (a prediction cannot be interrupted;
+        the thread is a daemon), or up to ``keep_timeout`` while a kept command (a save) is
+        queued or running, so quitting right after Ctrl+S still writes the file. Returns True
+        if the thread has ended.
+        """
+        kept = []
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None and job[1] in keep:
+                kept.append(job)
+        for job in kept:
+            self._jobs.put(job)
         self._jobs.put(None)
-        self._thread.join(timeout)
+        waiting_for_kept = bool(kept) or self._running in keep
+        self._thread.join(keep_timeout if waiting_for_kept else timeout)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         while True:
@@ -112,6 +132,7 @@ class InferenceWorker:
             if job is None:
                 return
             job_id, name, command = job
+            self._running = name
             start = time.perf_counter()
             value, error = None, None
             try:
@@ -132,3 +153,4 @@ class InferenceWorker:
                     time.perf_counter() - start,
                 )
             )
+            self._running = None

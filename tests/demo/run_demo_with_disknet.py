@@ -7,10 +7,10 @@ import sys
 
 from demo_fakes import DiskNet  # this script's folder is on sys.path
 
-from isegm.demo.cli import main
+from isegm.demo.cli import run
 
 if __name__ == "__main__":
     radius, _, slow = sys.argv[1].partition(":")
     hold = slow[1:] if slow.startswith("@") else None
     delay = 0.0 if hold or not slow else float(slow)
-    sys.exit(main(sys.argv[2:], model=DiskNet(radius=float(radius), delay=delay, hold=hold)))
+    run(sys.argv[2:], model=DiskNet(radius=float(radius), delay=delay, hold=hold))

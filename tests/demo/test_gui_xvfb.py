@@ -302,3 +302,41 @@ def test_window_stays_responsive_while_predicting(display: str, grabcut_image: P
         np.testing.assert_array_equal(mask, expected.astype(np.uint8))
     finally:
         demo.stop()
+
+
+def test_ctrl_r_status_and_ctrl_q_finishes_a_queued_save(display: str, grabcut_image: Path,
+                                                         tmp_path: Path):
+    """Ctrl+R says so (before: the stale "click predicted in ..." stayed). Ctrl+Q while a
+    prediction runs drops nothing the user asked to save: the queued save is written, then the
+    process ends at once (os._exit after flushing; Python's module teardown took 2-5 s)."""
+    hold = tmp_path / "hold"
+    demo = Demo(
+        display,
+        tmp_path,
+        [sys.executable, str(HERE / "run_demo_with_disknet.py"), f"10:@{hold}", "--cpu",
+         "--no-zoom-in", "--image", str(grabcut_image)],
+    )
+    try:
+        s = demo.idle(clicks=0)
+        demo.click_pixel(s, 100, 100, 1)
+        s = demo.idle(clicks=1)
+        assert s["message"].startswith("click predicted")
+        demo.key("ctrl+r")
+        s = demo.idle(clicks=0)
+        assert s["message"] == "clicks reset"
+
+        hold.touch()  # the next prediction waits until the test releases it
+        demo.click_pixel(s, 200, 150, 1)
+        demo.status(lambda st: st["busy"])
+        demo.key("ctrl+s")
+        demo.key("ctrl+q")
+        demo.status(lambda st: st["message"] == "closing")
+        hold.unlink()
+        assert demo.proc.wait(timeout=SAFETY_S) == 0
+        mask = cv2.imread(str(demo.save_path), cv2.IMREAD_UNCHANGED)
+        assert mask is not None, demo.log()
+        np.testing.assert_array_equal(mask, disk((321, 481), 200, 150, 10).astype(np.uint8))
+        assert "Traceback" not in demo.log()
+    finally:
+        hold.unlink(missing_ok=True)
+        demo.stop()
