@@ -175,6 +175,16 @@ def grabcut_image(grabcut_dir: Path) -> Path:
     return path
 
 
+def held_demo(display: str, image: Path, tmp_path: Path, hold: Path) -> Demo:
+    """The demo with DiskNet (radius 10, no zoom-in) that waits while ``hold`` exists."""
+    return Demo(
+        display,
+        tmp_path,
+        [sys.executable, str(HERE / "run_demo_with_disknet.py"), f"10:@{hold}", "--cpu",
+         "--no-zoom-in", "--image", str(image)],
+    )
+
+
 def assert_not_blank(shot: np.ndarray, box: list[int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     region = shot[max(0, y0) : y1, max(0, x0) : x1]
@@ -275,12 +285,7 @@ def test_window_stays_responsive_while_predicting(display: str, grabcut_image: P
     made meanwhile are taken by the window at once (pending, drawn hollow) and predicted in
     order once it is released."""
     hold = tmp_path / "hold"
-    demo = Demo(
-        display,
-        tmp_path,
-        [sys.executable, str(HERE / "run_demo_with_disknet.py"), f"10:@{hold}", "--cpu",
-         "--no-zoom-in", "--image", str(grabcut_image)],
-    )
+    demo = held_demo(display, grabcut_image, tmp_path, hold)
     try:
         s = demo.idle(clicks=0)
         hold.touch()  # from now on every prediction waits
@@ -310,12 +315,7 @@ def test_ctrl_r_status_and_ctrl_q_finishes_a_queued_save(display: str, grabcut_i
     prediction runs drops nothing the user asked to save: the queued save is written, then the
     process ends at once (os._exit after flushing; Python's module teardown took 2-5 s)."""
     hold = tmp_path / "hold"
-    demo = Demo(
-        display,
-        tmp_path,
-        [sys.executable, str(HERE / "run_demo_with_disknet.py"), f"10:@{hold}", "--cpu",
-         "--no-zoom-in", "--image", str(grabcut_image)],
-    )
+    demo = held_demo(display, grabcut_image, tmp_path, hold)
     try:
         s = demo.idle(clicks=0)
         demo.click_pixel(s, 100, 100, 1)
