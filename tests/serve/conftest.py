@@ -32,10 +32,15 @@ def small_image(grabcut_dir: Path, stem: str, width: int = 240) -> np.ndarray:
     return cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
 
 
-def png_b64(image: np.ndarray) -> str:
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB image as PNG file bytes."""
     ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     assert ok
-    return base64.b64encode(buf.tobytes()).decode()
+    return buf.tobytes()
+
+
+def png_b64(image: np.ndarray) -> str:
+    return base64.b64encode(png_bytes(image)).decode()
 
 
 def decode_png(data: bytes | str) -> np.ndarray:

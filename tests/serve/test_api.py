@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from tests.serve.conftest import decode_png, png_b64, reference_predictor
+from tests.serve.conftest import decode_png, png_b64, png_bytes, reference_predictor
 
 # clicks on the 240x160 image A: object, background, object
 CLICKS = [(123.0, 49.0, True), (40.0, 20.0, False), (130.0, 60.0, True)]
@@ -16,10 +16,7 @@ OBJECTS = [[(110.0, 45.0, True)], CLICKS[:1]]
 
 def create(client, image, name="a.png", how="multipart"):
     if how == "multipart":
-        import cv2
-
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        r = client.post("/api/sessions", files={"image": (name, buf.tobytes(), "image/png")})
+        r = client.post("/api/sessions", files={"image": (name, png_bytes(image), "image/png")})
     else:
         r = client.post("/api/sessions", json={"image": png_b64(image), "name": name})
     assert r.status_code == 201, r.text

@@ -23,7 +23,7 @@ from isegm.inference.batched import (
     split_embedding,
 )
 from isegm.inference.clicker import Click
-from tests.serve.conftest import decode_png, reference_predictor, small_image
+from tests.serve.conftest import decode_png, png_bytes, reference_predictor, small_image
 
 # same-size images (481x321 -> 240x160) and one of another shape (520x450 -> 240x208)
 SAME = ["86016", "271008", "153093"]
@@ -113,7 +113,7 @@ def test_concurrent_sessions_batched_equal_single_sessions(make_client, model64,
     client, service = make_client(model64)
     stems = SAME + [OTHER]
     images = [small_image(grabcut_dir, s) for s in stems]
-    sids = [client.post("/api/sessions", files={"image": (f"{s}.png", _png(im), "image/png")})
+    sids = [client.post("/api/sessions", files={"image": (f"{s}.png", png_bytes(im), "image/png")})
             .json()["session_id"] for s, im in zip(stems, images)]
     worker = service.worker
     results: dict[tuple[int, int], dict] = {}
@@ -154,10 +154,3 @@ def test_concurrent_sessions_batched_equal_single_sessions(make_client, model64,
             assert got["clicks"] == [list(c) for c in clicks]
             np.testing.assert_array_equal(decode_png(got["mask_png"]) > 0, expected)
         np.testing.assert_allclose(session.controller.current_prob, prob, rtol=0, atol=1e-6)
-
-
-def _png(image):
-    import cv2
-
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return buf.tobytes()

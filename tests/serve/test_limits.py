@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import base64
 
-import cv2
 import numpy as np
 import pytest
 
+from tests.serve.conftest import png_bytes as png
 from tests.serve.test_api import CLICKS, click, create
-
-
-def png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    return buf.tobytes()
 
 
 def error(r, status: int, *words: str) -> str:
