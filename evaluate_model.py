@@ -387,7 +387,12 @@ def inference_size(args: argparse.Namespace, path: Path) -> int | None:
     accuracy (issue 12). None for the classical GrabCut baseline (no network)."""
     if args.inference_size or is_grabcut(path):
         return args.inference_size
-    size = int(load_is_model(path, "cpu", variant=args.variant).cfg.img_size)
+    size = None
+    with contextlib.suppress(Exception):  # this project's files: the config, tensors mmap'ed
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        size = int(ckpt["config"]["img_size"])
+    if size is None:  # published files (or a broken one: the loader names the problem)
+        size = int(load_is_model(path, "cpu", variant=args.variant).cfg.img_size)
     logger.info("%s: inference size %d, the model's training size (--inference_size overrides "
                 "it)", Path(path).name, size)
     return size
