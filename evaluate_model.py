@@ -10,6 +10,9 @@ comma-separated list, a folder of ``*.pth`` or ``--exp-path``; default: the buil
 ``weights/mst_tiny_synthetic.pth``). The NoBRS predictor zooms on the object
 (``--inference_size``), averages with the flipped input and optionally runs cascade-forward
 refinement (``--cf-n/--acf/--cf-click``). One table row is printed per model x dataset.
+``--batch-size N`` runs N objects in lockstep, one batched forward per click step, with the
+results of N = 1 (``isegm/inference/lockstep.py``); ``--precision bf16/fp16`` autocasts the
+network on CUDA.
 
 Output: a run folder under ``--logs-path`` (default ``<EXPS_PATH>/evaluation_logs``) whose name
 is fixed by the checkpoints, the datasets and the options that change the results, holding
@@ -54,7 +57,7 @@ from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX, get_eval_dataset
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference import eval_settings
-from isegm.inference.evaluation import evaluate_dataset
+from isegm.inference import lockstep
 from isegm.inference.grabcut_baseline import (GRABCUT_CHECKPOINT, GrabCutPredictor,
                                               grabcut_fingerprint, is_grabcut)
 from isegm.inference.predictor import NoBRSPredictor
@@ -178,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run: the same command line finds its folder; "
                         "or give the run folder")
     eval_settings.add_arguments(p)
+    lockstep.add_arguments(p)
     return p
 
 
@@ -378,7 +382,9 @@ def build_predictor(model: torch.nn.Module, device: torch.device, args: argparse
         eval_settings.crop_side(size, dataset_name, settings), settings)
     return NoBRSPredictor(model, device, with_flip=True, zoom_in=zoom,
                           cascade_steps=args.cf_n, cascade_adaptive=args.acf,
-                          cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit)
+                          cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit,
+                          forward_runner=lockstep.precision_runner(
+                              getattr(args, "precision", "fp32"), device))
 
 
 def inference_size(args: argparse.Namespace, path: Path) -> int | None:
@@ -422,6 +428,9 @@ def key_options(args: argparse.Namespace, labels: Sequence[str], fingerprints: S
         "seed": args.seed if args.clicker != "standard" else None,
         "variant": args.variant,
         "with_flip": True,
+        # not fp32 only, so fp32 runs keep the folders (and resume) of older versions
+        **({"precision": args.precision} if getattr(args, "precision", "fp32") != "fp32"
+           else {}),
     }
 
 
@@ -534,7 +543,7 @@ class _VisRecorder:
     def __call__(self, image, gt_mask, pred_probs, click_indx, clicks) -> None:
         state = (image, gt_mask, pred_probs, [(c.coords[0], c.coords[1], c.is_positive)
                                               for c in clicks])
-        if click_indx == 0:
+        if click_indx == 0 or not self.objects or self.objects[-1][1] is not gt_mask:
             self.objects.append(state)
         else:
             self.objects[-1] = state
@@ -562,8 +571,8 @@ def run_pair(dataset: Any, predictor: Any, indices: Sequence[int], log: SampleLo
     errors = 0
     bar = progress_bar(total=initial + len(indices), desc=desc, initial=initial, logger=logger)
     try:
-        results = evaluate_dataset(
-            dataset, predictor, indices=indices, seed=args.seed,
+        results = lockstep.evaluate_dataset_batched(
+            dataset, predictor, indices=indices, seed=args.seed, batch_size=args.batch_size,
             max_iou_thr=args.effective_target, pred_thr=args.thresh,
             min_clicks=args.min_n_clicks, max_clicks=args.n_clicks,
             clicker_mode=args.clicker, callback=vis)
@@ -600,6 +609,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = choose_device(args)
+    try:
+        lockstep.check_precision(args.precision, device)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     checkpoints = resolve_checkpoints(args, cfg)
     labels = model_labels(checkpoints, args.model_name)
     if args.model_name and len(checkpoints) > 1:
@@ -678,6 +691,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                    "reused_samples": len(done), "evaluated_samples": len(todo),
                    "eval_settings": settings_used,
                    "inference_size": args.inference_sizes[checkpoints.index(path)],
+                   "precision": args.precision,
                    "inference_size_from": "--inference_size" if args.inference_size
                    else "checkpoint"}
             rows.append(row)

@@ -24,6 +24,8 @@ __all__ = [
     "SampleResult",
     "evaluate_dataset",
     "evaluate_sample",
+    "object_seed",
+    "open_sample",
 ]
 
 logger = logging.getLogger(__name__)
@@ -170,28 +172,48 @@ def evaluate_dataset(
         indices = range(len(dataset))
     for index in indices:
         start = time.perf_counter()
-        try:
-            sample = dataset.get_sample(index)
-            gt_masks = [sample.gt_mask(j) for j in range(len(sample.objects_ids))]
-        except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the run
-            name = _sample_name(dataset, index)
-            logger.error("skipping sample %s (%s): %s: %s", index, name,
-                         type(exc).__name__, exc)
-            yield SampleResult(index=index, elapsed=time.perf_counter() - start,
-                               error=f"{name}: {type(exc).__name__}: {exc}")
-            continue
-
-        result = SampleResult(index=index, sample_id=getattr(sample, "sample_id", None))
-        for j, gt_mask in enumerate(gt_masks):
-            if not (gt_mask == 1).any():  # nothing to segment: not a failure at NoC = max
-                logger.warning("sample %s (%s): object %d has an empty mask; left out of the "
-                               "averages", index, _sample_name(dataset, index), j)
-                result.empty.append(j)
-                continue
-            obj_seed = None if seed is None else np.random.SeedSequence([seed, index, j])
-            clicks, ious, _ = evaluate_sample(sample.image, gt_mask, predictor,
-                                              seed=obj_seed, **kwargs)
+        result, image, objects = open_sample(dataset, index)
+        for j, gt_mask in objects:
+            clicks, ious, _ = evaluate_sample(image, gt_mask, predictor,
+                                              seed=object_seed(seed, index, j), **kwargs)
             result.ious.append(ious)
             result.clicks.append(clicks)
         result.elapsed = time.perf_counter() - start
         yield result
+
+
+def object_seed(seed: int | None, index: int, obj: int) -> np.random.SeedSequence | None:
+    """Seed of object ``obj`` of sample ``index`` for 'random-top50' (order-independent)."""
+    return None if seed is None else np.random.SeedSequence([seed, index, obj])
+
+
+def open_sample(
+    dataset: Any, index: int
+) -> tuple[SampleResult, np.ndarray | None, list[tuple[int, np.ndarray]]]:
+    """Loads sample ``index`` for evaluation (shared by every evaluation driver).
+
+    Returns:
+        (result, image, objects): the sample's :class:`SampleResult` to fill (``error`` set if
+        loading failed, then ``image`` is None and there are no objects; objects with an empty
+        mask are listed in ``result.empty`` and logged), the [H, W, 3] image and
+        ``(object index, gt mask)`` of each object to evaluate, in order.
+    """
+    try:
+        sample = dataset.get_sample(index)
+        gt_masks = [sample.gt_mask(j) for j in range(len(sample.objects_ids))]
+    except Exception as exc:  # noqa: BLE001 - a broken sample must not stop the run
+        name = _sample_name(dataset, index)
+        logger.error("skipping sample %s (%s): %s: %s", index, name,
+                     type(exc).__name__, exc)
+        return SampleResult(index=index, error=f"{name}: {type(exc).__name__}: {exc}"), None, []
+
+    result = SampleResult(index=index, sample_id=getattr(sample, "sample_id", None))
+    objects = []
+    for j, gt_mask in enumerate(gt_masks):
+        if not (gt_mask == 1).any():  # nothing to segment: not a failure at NoC = max
+            logger.warning("sample %s (%s): object %d has an empty mask; left out of the "
+                           "averages", index, _sample_name(dataset, index), j)
+            result.empty.append(j)
+        else:
+            objects.append((j, gt_mask))
+    return result, sample.image, objects

@@ -21,7 +21,9 @@ zero-padded at the bottom/right and the logits cropped back, so the demo can run
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Generator
 from typing import Any
 
 import numpy as np
@@ -116,6 +118,19 @@ class NoBRSPredictor:
         self._cache = EmbeddingCache()
         self.last_cascade_passes = 0  # forward passes of the last get_prediction
 
+    def clone(self) -> NoBRSPredictor:
+        """A predictor with the same network, settings and forward runner but its own state
+        (transforms, previous prediction, embedding cache): one per object of a lockstep
+        batch."""
+        other = copy.copy(self)
+        other.transforms = copy.deepcopy(self.transforms)
+        zooms = [t for t in other.transforms if isinstance(t, ZoomIn)]
+        other.zoom_in = zooms[0] if zooms else None
+        other.original_image = other.prev_prediction = None
+        other._cache = EmbeddingCache()
+        other.last_cascade_passes = 0
+        return other
+
     @property
     def with_prev_mask(self) -> bool:
         return bool(getattr(self.net, "with_prev_mask", False))
@@ -163,6 +178,25 @@ class NoBRSPredictor:
         Returns:
             [H, W] float32 probabilities of the object.
         """
+        steps = self.prediction_steps(clicker, prev_mask)
+        request = next(steps)
+        while True:
+            try:
+                request = steps.send(self.forward_runner([request])[0])
+            except StopIteration as done:
+                return done.value
+
+    def prediction_steps(
+        self, clicker: Any, prev_mask: np.ndarray | torch.Tensor | None = None
+    ) -> Generator[ForwardRequest, torch.Tensor, np.ndarray]:
+        """:meth:`get_prediction` as a generator of its network passes, so a driver can run
+        the passes of many predictors in one batch (``isegm.inference.lockstep``).
+
+        Yields each pass's :class:`ForwardRequest` (one click: one pass, more with ZoomIn's
+        recalculation or the cascade) and must be sent back the request's logits (what
+        :func:`~isegm.inference.batched.forward_batch` returns for it); returns (as
+        ``StopIteration.value``) the [H, W] float32 probabilities of :meth:`get_prediction`.
+        """
         if self.original_image is None or self.prev_prediction is None:
             raise RuntimeError("call set_input_image before get_prediction")
         clicks = list(clicker.get_clicks())
@@ -172,12 +206,12 @@ class NoBRSPredictor:
         if self.cascade_steps > 0 and len(clicks) <= self.cascade_clicks:
             n_passes = self.cascade_steps + 1
 
-        prediction = self._predict_once(clicks, prev)
+        prediction = yield from self._predict_once_steps(clicks, prev)
         self.last_cascade_passes = 1
         for _ in range(n_passes - 1):
             # prev_prediction now holds the last pass's probabilities: it is the next pass's
             # previous mask.
-            new = self._predict_once(clicks, None)
+            new = yield from self._predict_once_steps(clicks, None)
             self.last_cascade_passes += 1
             old, prediction = prediction, new
             if self.cascade_adaptive:
@@ -193,8 +227,11 @@ class NoBRSPredictor:
             t = t.unsqueeze(0)
         return t
 
-    def _predict_once(self, clicks: list[Click], prev_mask: torch.Tensor | None) -> torch.Tensor:
-        """One forward pass; updates ``prev_prediction``. Returns [1, 1, H, W] probabilities."""
+    def _predict_once_steps(
+        self, clicks: list[Click], prev_mask: torch.Tensor | None
+    ) -> Generator[ForwardRequest, torch.Tensor, torch.Tensor]:
+        """One network pass as a generator (see :meth:`prediction_steps`); updates
+        ``prev_prediction``. Returns [1, 1, H, W] probabilities."""
         assert self.original_image is not None and self.prev_prediction is not None
         input_nd = self.original_image
         if self.with_prev_mask:
@@ -202,12 +239,12 @@ class NoBRSPredictor:
             input_nd = torch.cat([input_nd, prev.to(input_nd.dtype)], dim=1)
 
         image_nd, clicks_lists, image_changed = self._apply_transforms(input_nd, [clicks])
-        prediction = self._forward(image_nd, clicks_lists, image_changed)
+        prediction = yield self.prepare_forward(image_nd, clicks_lists, image_changed)
         for t in reversed(self.transforms):
             prediction = t.inv_transform(prediction)
 
         if self.zoom_in is not None and self.zoom_in.check_possible_recalculation():
-            return self._predict_once(clicks, prev_mask)
+            return (yield from self._predict_once_steps(clicks, prev_mask))
 
         self.prev_prediction = prediction
         return prediction
@@ -225,14 +262,6 @@ class NoBRSPredictor:
         """[B, 2N, 3] float points on the device (layout of ``clicks_to_points``)."""
         points = clicks_to_points(clicks_lists, self.net_clicks_limit)
         return torch.from_numpy(points).to(self.device)
-
-    def _forward(
-        self, image_nd: torch.Tensor, clicks_lists: ClicksLists, image_changed: bool
-    ) -> torch.Tensor:
-        """Runs the network through ``forward_runner``; returns logits at the size of
-        ``image_nd``."""
-        request = self.prepare_forward(image_nd, clicks_lists, image_changed)
-        return self.forward_runner([request])[0]
 
     def prepare_forward(
         self, image_nd: torch.Tensor, clicks_lists: ClicksLists, image_changed: bool
