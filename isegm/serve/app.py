@@ -491,8 +491,9 @@ async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str
             form = await request.form(max_files=1, max_fields=4, max_part_size=max_bytes)
         except _BodyTooLarge:
             raise
-        except Exception as e:  # noqa: BLE001 - a malformed multipart body
-            raise ApiError(400, f"cannot parse the multipart body: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a malformed or oversized multipart body
+            status = 413 if "maximum size" in str(e) else 400
+            raise ApiError(status, f"cannot parse the multipart body: {e}") from None
         upload = form.get("image")
         if upload is None or isinstance(upload, str):
             raise ApiError(422, "multipart body: expected a file field 'image'")

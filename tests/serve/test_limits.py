@@ -7,6 +7,7 @@ import base64
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from tests.serve.conftest import png_bytes as png
 from tests.serve.test_api import CLICKS, click, create
@@ -138,3 +139,36 @@ def test_page_accepts_the_token_in_its_address(make_client):
     assert client.get("/?token=s3cret").status_code == 200
     assert client.get("/?token=nope").status_code == 401
     assert client.get("/api/info?token=s3cret").status_code == 401  # the API needs the header
+
+
+def test_a_failing_forward_is_a_json_500_and_the_server_goes_on(make_client, model, image_a):
+    client, _ = make_client()
+    sid = create(client, image_a)["session_id"]
+    original = model.forward_embedded
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated device failure")
+
+    model.forward_embedded = broken
+    try:
+        safe = TestClient(client.app, raise_server_exceptions=False)
+        r = safe.post(f"/api/sessions/{sid}/clicks", json={"x": 123, "y": 49, "positive": True})
+    finally:
+        del model.forward_embedded
+    assert model.forward_embedded == original
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal error (RuntimeError); see the server log"}
+    assert client.get(f"/api/sessions/{sid}").json()["clicks"] == []  # the click was not kept
+    click(client, sid, *CLICKS[0])  # the worker and the session still work
+
+
+@pytest.mark.parametrize("ctype", ["application/json", "multipart/form-data; boundary=abc"])
+def test_streamed_body_without_length_is_cut_at_the_limit(make_client, ctype):
+    client, _ = make_client(max_upload_bytes=1000)
+
+    def chunks():
+        for _ in range(100):
+            yield b"x" * 10_000
+
+    r = client.post("/api/sessions", content=chunks(), headers={"content-type": ctype})
+    error(r, 413, "exceeds 1000 bytes")
