@@ -13,7 +13,9 @@ def init_context(context):
 
 
 def handler(context, event):
-    body = event.body if isinstance(event.body, (bytes, bytearray)) else json.dumps(event.body)
+    body = event.body
+    if not isinstance(body, (bytes, bytearray)):  # nuclio parses JSON bodies into a dict
+        body = json.dumps(body).encode()
     headers = {"Content-Type": "application/json"}
     if context.user_data.token:
         headers["Authorization"] = "Bearer " + context.user_data.token

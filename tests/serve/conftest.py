@@ -4,6 +4,9 @@ GrabCut images, a service factory and a test client."""
 from __future__ import annotations
 
 import base64
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,6 +83,29 @@ def make_client(model) -> Iterator:
 @pytest.fixture
 def client(make_client):
     return make_client()[0]
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    """A real uvicorn server on a free loopback port: (base URL, service)."""
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    service = Service(model, "cpu", ServeConfig(limit_longest_size=LIMIT))
+    uv = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
+                                       log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert uv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", service
+    uv.should_exit = True
+    thread.join(10)
+    service.worker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ masks equal to isegm.predict's for the same clicks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -133,3 +134,31 @@ def test_label_studio_rle_round_trip(shape):
     mask = rng.random(shape) > 0.5
     mask[: shape[0] // 2] = True  # long runs (several 16-bit run fields) and short ones
     np.testing.assert_array_equal(ls_rle_decode(ls_rle_encode(mask), *shape) > 0, mask)
+
+
+def test_cvat_nuclio_function_of_the_docs_forwards_to_the_server(server, image_a, monkeypatch):
+    """docs/cvat/main.py (the nuclio handler of docs/cvat/function.yaml) against a real
+    server, with stand-ins for nuclio's context and event."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    url, _ = server
+    path = Path(__file__).resolve().parents[2] / "docs" / "cvat" / "main.py"
+    spec = importlib.util.spec_from_file_location("cvat_main", path)
+    handler = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(handler)
+
+    class Response(SimpleNamespace):
+        pass
+
+    context = SimpleNamespace(user_data=SimpleNamespace(), Response=Response)
+    monkeypatch.setenv("ISEGM_URL", url)
+    handler.init_context(context)
+    event = SimpleNamespace(body={"image": png_b64(image_a), "pos_points": POS[:1],
+                                  "neg_points": []})
+    out = handler.handler(context, event)
+    assert out.status_code == 200 and out.content_type == "application/json"
+    body = json.loads(out.body)
+    assert np.asarray(body["mask"]).shape == (160, 240) and len(body["points"]) >= 3
+    bad = handler.handler(context, SimpleNamespace(body={"image": "@@", "pos_points": [[1, 1]]}))
+    assert bad.status_code == 400 and "base64" in json.loads(bad.body)["error"]

@@ -9,8 +9,6 @@ Chromium or its driver is not installed (``apt-get install chromium chromium-dri
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -19,8 +17,7 @@ import numpy as np
 import pytest
 
 from isegm.predict import read_image
-from isegm.serve import ServeConfig, Service, create_app
-from tests.serve.conftest import LIMIT, OBJECT_CLICK, reference_predictor
+from tests.serve.conftest import OBJECT_CLICK, reference_predictor
 
 pytestmark = pytest.mark.slow
 
@@ -36,28 +33,6 @@ def _skip_reason() -> str | None:
     except ImportError:
         return "selenium not installed (pip install selenium)"
     return None
-
-
-@pytest.fixture(scope="module")
-def server(model):
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    service = Service(model, "cpu", ServeConfig(limit_longest_size=LIMIT))
-    uv = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port,
-                                       log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert uv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", service
-    uv.should_exit = True
-    thread.join(10)
-    service.worker.stop()
 
 
 @pytest.fixture
