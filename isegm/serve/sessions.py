@@ -6,7 +6,7 @@ predictors share the server's one model and send their forwards to the batching 
 are ``secrets.token_urlsafe`` strings; a session is reachable only through its id.
 
 Bounds: at most ``max_sessions`` live sessions (a new one beyond is refused, the caller answers
-429); sessions unused for ``ttl_s`` seconds are dropped; when the sessions together hold more
+429, except that an adapter request replaces the least recently used adapter session); sessions unused for ``ttl_s`` seconds are dropped; when the sessions together hold more
 than ``max_bytes`` (images, cached predictions, undo states, embeddings), the least recently
 used ones are dropped until they fit.
 """
@@ -142,6 +142,8 @@ class SessionStore:
         """
         with self._lock:
             self._expire()
+            if len(self._sessions) >= self.max_sessions and key is not None:
+                self._drop_oldest_adapter_session()
             if len(self._sessions) >= self.max_sessions:
                 raise SessionLimit(
                     f"the server holds its maximum of {self.max_sessions} sessions; delete one "
@@ -211,6 +213,16 @@ class SessionStore:
     def _forget_keys(self, ids: set[str]) -> None:
         for key in [k for k, v in self._by_key.items() if v in ids]:
             del self._by_key[key]
+
+    def _drop_oldest_adapter_session(self) -> None:
+        """Adapter sessions are caches (the platform resends all clicks): at the session limit,
+        the least recently used one makes room for a new adapter request."""
+        keyed = set(self._by_key.values())
+        oldest = next((sid for sid in self._sessions if sid in keyed), None)
+        if oldest is not None:
+            del self._sessions[oldest]
+            self._forget_keys({oldest})
+            self.evicted += 1
 
     def _expire(self) -> None:
         limit = self.clock() - self.ttl_s

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.serve.conftest import png_b64
 from tests.serve.conftest import png_bytes as png
 from tests.serve.test_api import CLICKS, click, create
 
@@ -172,3 +173,17 @@ def test_streamed_body_without_length_is_cut_at_the_limit(make_client, ctype):
 
     r = client.post("/api/sessions", content=chunks(), headers={"content-type": ctype})
     error(r, 413, "exceeds 1000 bytes")
+
+
+def test_adapter_sessions_make_room_for_each_other_not_for_api_sessions(make_client, image_a):
+    client, service = make_client(max_sessions=2)
+    api = create(client, image_a)["session_id"]
+    images = [np.ascontiguousarray(image_a[:, ::-1]), np.ascontiguousarray(image_a[::-1])]
+    for image in images:  # two different images: the second replaces the first cache entry
+        r = client.post("/cvat/interactor",
+                        json={"image": png_b64(image), "pos_points": [[120, 80]]})
+        assert r.status_code == 200, r.text
+    assert len(service.store) == 2 and service.store.evicted == 1
+    assert client.get(f"/api/sessions/{api}").status_code == 200
+    error(client.post("/api/sessions", files={"image": ("a.png", png(image_a), "image/png")}),
+          429, "maximum of 2 sessions")
