@@ -313,7 +313,8 @@ def photo_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 6
     return train, val
 
 
-#: The photo-trained default's budget (see :func:`photo_recipe`).
+#: The photo-trained default's budget (see :func:`photo_recipe`): 200 steps of 12 scenes at
+#: 224 px per epoch, about 1.7 s (plain ViT) / 2.0 s (MST) per step on an idle 2-core CPU.
 PHOTO_BUDGET = dict(img_size=224, steps_per_epoch=200, batch_size=12)
 
 

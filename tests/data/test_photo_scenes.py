@@ -32,7 +32,8 @@ def _noise_photo(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     image = cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
     for _ in range(3):
         centre = (int(rng.integers(w)), int(rng.integers(h)))
-        cv2.circle(image, centre, int(rng.integers(10, h // 3)), rng.uniform(0, 255, 3).tolist(), -1)
+        colour = rng.uniform(0, 255, 3).tolist()
+        cv2.circle(image, centre, int(rng.integers(10, h // 3)), colour, -1)
     return np.clip(image + rng.normal(0, 6, image.shape), 0, 255).astype(np.uint8)
 
 
