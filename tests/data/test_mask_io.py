@@ -149,7 +149,7 @@ def test_images_dir_formats_and_empty_masks_are_not_failures(tmp_path, rng, capl
     # Before: the 0/1 mask and the empty mask each counted as a failure at NoC = 5.
     assert row["noc_85"] == 1.0 and row["nof_85"] == 0 and row["samples"] == 2
     assert row["empty_objects"] == 1 and row["empty_names"] == ["empty"]
-    assert "empty mask" in caplog.text and "empty.png" in caplog.text
+    assert "empty mask" in caplog.text and f"({masks / 'empty.png'})" in caplog.text
 
 
 def test_images_dir_colour_mask_is_one_line_naming_the_file(tmp_path, rng):

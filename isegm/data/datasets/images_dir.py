@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,6 +27,16 @@ __all__ = ["ImagesDirDataset"]
 logger = logging.getLogger(__name__)
 
 _NUMBERED = re.compile(r"^(?P<stem>.+)_(?P<num>\d+)$")
+
+
+class _Pair(NamedTuple):
+    """One sample: an image and one of its mask files; printed as the mask file in reports."""
+
+    image: Path
+    mask: Path
+
+    def __str__(self) -> str:
+        return str(self.mask)
 
 
 class ImagesDirDataset(ISDataset):
@@ -69,7 +79,7 @@ class ImagesDirDataset(ISDataset):
             logger.warning("%s: %d images have no mask in %s (e.g. %s); skipped", self.name,
                            len(unmasked), self._masks_path, images[unmasked[0]].name)
 
-        self.dataset_samples = [(images[stem], mask_path)
+        self.dataset_samples = [_Pair(images[stem], mask_path)
                                 for stem in sorted(masks)
                                 for _, mask_path in sorted(masks[stem])]
         if not self.dataset_samples:
