@@ -255,11 +255,12 @@ def _click_text(click: Sequence[Any]) -> str:
 
 
 def _is_positive(value: Any) -> bool | None:
-    """True/False for a bool or an integer +1/-1; None for anything else ("-", 0, 0.5, ...)."""
+    """True/False for a bool or a number equal to +1/-1 (a row of a numpy click array);
+    None for anything else ("-", "+", 0, 0.5, None, ...)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if isinstance(value, (int, np.integer)) and int(value) in (1, -1):
-        return int(value) == 1
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (1, -1):
+        return bool(value == 1)
     return None
 
 
@@ -550,8 +551,9 @@ class Predictor:
 
         Raises:
             RuntimeError: no image set.
-            InputError: a click outside the image, a ``prev_mask`` of the wrong size, or a
-                ``prev_mask`` for a model without a previous-mask input.
+            InputError: ``clicks`` not a list of (x, y, is_positive) with ``is_positive`` a
+                bool or +1/-1, a click outside the image, a ``prev_mask`` of the wrong size, or
+                a ``prev_mask`` for a model without a previous-mask input.
         """
         if self._image is None or self._initial is None:
             raise RuntimeError("call set_image(image) before predict")

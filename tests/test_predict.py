@@ -364,7 +364,9 @@ def test_click_tuples_are_validated_strictly(image: np.ndarray):
     h, w = image.shape[:2]
     plus_minus = predictor.predict([(100, 100, 1), (105, 100, -1)])[0]
     booleans = predictor.predict([(100, 100, True), (105, 100, np.bool_(False))])[0]
+    array = predictor.predict(np.array([[100, 100, 1], [105, 100, -1]], np.float32))[0]
     np.testing.assert_array_equal(plus_minus, booleans)
+    np.testing.assert_array_equal(array, booleans)
     np.testing.assert_array_equal(
         booleans, expected_mask((h, w), [(100, 100, True), (105, 100, False)]))
 
