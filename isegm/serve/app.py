@@ -585,7 +585,9 @@ def _ls_predict(service: Service, body: dict, request: Request) -> dict:
                 x = float(value["x"]) * w / 100.0
                 y = float(value["y"]) * h / 100.0
             except (KeyError, TypeError, ValueError):
-                raise ApiError(422, f"context.result[{i}].value: expected x and y in percent")
+                raise ApiError(
+                    422, f"context.result[{i}].value: expected x and y in percent"
+                ) from None
             if not (np.isfinite(x) and np.isfinite(y)):
                 raise ApiError(422, f"context.result[{i}].value: x and y must be finite")
             # 100 % is the right/bottom edge: the last pixel

@@ -6,9 +6,10 @@ predictors share the server's one model and send their forwards to the batching 
 are ``secrets.token_urlsafe`` strings; a session is reachable only through its id.
 
 Bounds: at most ``max_sessions`` live sessions (a new one beyond is refused, the caller answers
-429, except that an adapter request replaces the least recently used adapter session); sessions unused for ``ttl_s`` seconds are dropped; when the sessions together hold more
-than ``max_bytes`` (images, cached predictions, undo states, embeddings), the least recently
-used ones are dropped until they fit.
+429, except that an adapter request replaces the least recently used adapter session);
+sessions unused for ``ttl_s`` seconds are dropped; when the sessions together hold more than
+``max_bytes`` (images, cached predictions, undo states, embeddings), the least recently used
+ones are dropped until they fit.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ def test_cvat_threshold_and_bad_requests(make_client, image_a):
 
 
 # the example labelling config of the docs
-LABEL_CONFIG = (Path(__file__).resolve().parents[2] / "docs" / "label_studio_config.xml").read_text()
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+LABEL_CONFIG = (DOCS / "label_studio_config.xml").read_text()
 
 
 def keypoint(x: float, y: float, positive: bool) -> dict:
@@ -143,7 +144,7 @@ def test_cvat_nuclio_function_of_the_docs_forwards_to_the_server(server, image_a
     from types import SimpleNamespace
 
     url, _ = server
-    path = Path(__file__).resolve().parents[2] / "docs" / "cvat" / "main.py"
+    path = DOCS / "cvat" / "main.py"
     spec = importlib.util.spec_from_file_location("cvat_main", path)
     handler = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(handler)

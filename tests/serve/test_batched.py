@@ -120,7 +120,8 @@ def test_concurrent_sessions_batched_equal_single_sessions(make_client, model64,
     for step, (x, y, positive) in enumerate(CLICKS):
         worker.pause()
 
-        def post(i: int) -> None:
+        def post(i: int, x: float = x, y: float = y, positive: bool = positive,
+                 step: int = step) -> None:
             r = client.post(f"/api/sessions/{sids[i]}/clicks",
                             json={"x": x + 3 * i, "y": y + i, "positive": positive})
             results[(i, step)] = r.json()
