@@ -47,10 +47,10 @@ def _request(net, h, w, clicks, seed):
 
 def test_forward_batch_equals_single_forwards(model64):
     shapes_clicks = [
-        (160, 240, [(50, 60, True)]),
-        (160, 240, [(20, 30, True), (90, 100, False), (70, 75, True)]),  # padded points
-        (208, 240, [(10, 10, True)]),
-        (160, 240, [(150, 200, False), (5, 5, True)]),
+        (64, 96, [(50, 60, True)]),
+        (64, 96, [(20, 30, True), (40, 90, False), (60, 75, True)]),  # padded points
+        (96, 96, [(10, 10, True)]),
+        (64, 96, [(50, 20, False), (5, 5, True)]),
     ]
     batch = [_request(model64, h, w, c, i) for i, (h, w, c) in enumerate(shapes_clicks)]
     single = [_request(model64, h, w, c, i) for i, (h, w, c) in enumerate(shapes_clicks)]
@@ -87,14 +87,14 @@ def test_forward_batch_equals_single_forwards(model64):
 
 
 def test_forward_batch_refuses_mixed_shapes(model64):
-    a = _request(model64, 160, 240, [(5, 5, True)], 0)
-    b = _request(model64, 208, 240, [(5, 5, True)], 1)
+    a = _request(model64, 64, 96, [(5, 5, True)], 0)
+    b = _request(model64, 96, 96, [(5, 5, True)], 1)
     with pytest.raises(ValueError, match="one shape"):
         forward_batch([a, b])
 
 
 def test_embedding_concat_split_round_trip(model64):
-    rgb = torch.rand(4, 3, 160, 224, dtype=torch.float64)
+    rgb = torch.rand(4, 3, 64, 96, dtype=torch.float64)
     with torch.no_grad():
         whole = model64.encode_image(rgb)
     parts = split_embedding(whole, [2, 2])
