@@ -8,6 +8,7 @@ Chromium or its driver is not installed (``apt-get install chromium chromium-dri
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
@@ -133,6 +134,13 @@ def test_annotate_in_the_browser(server, browser, grabcut_dir, model, tmp_path):
     np.testing.assert_array_equal(labels, expected.astype(np.uint8))
     gt = cv2.imread(str(next((grabcut_dir / "boundary_GT").glob(f"{stem}.*"))), 0) == 255
     assert (expected & gt).sum() / (expected | gt).sum() > 0.5
+    driver.find_element(By.ID, "download-coco").click()
+    coco = driver.downloads / f"{stem}_coco.json"
+    _wait(driver, lambda d: coco.is_file() and coco.stat().st_size > 0, "the COCO download", 60)
+    time.sleep(0.2)
+    doc = json.loads(coco.read_text())
+    (ann,) = doc["annotations"]
+    assert ann["id"] == 1 and ann["area"] == int(expected.sum())
 
     # a file the server cannot read: its message is shown
     bad = tmp_path / "broken.png"
