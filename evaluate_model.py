@@ -462,10 +462,14 @@ def prepare_run_dir(args: argparse.Namespace, logs_root: Path, name: str,
     if isinstance(args.resume, str):
         run_dir = Path(args.resume).expanduser()
         state = run_dir / "run.json"
+        not_a_run = ResumeError(f"--resume {args.resume}: not an evaluation run folder "
+                                "(no run.json)")
+        if not state.is_file() and not (run_dir / FolderLock.NAME).is_file():
+            raise not_a_run
+        lock = FolderLock(run_dir).acquire()  # a run that has not written run.json yet: busy
         if not state.is_file():
-            raise ResumeError(f"--resume {args.resume}: not an evaluation run folder "
-                              "(no run.json)")
-        lock = FolderLock(run_dir).acquire()
+            lock.release()
+            raise not_a_run
         old = json.loads(state.read_text()).get("key_options", {})
         if old != options:
             lock.release()
