@@ -439,7 +439,7 @@ def test_a_second_run_on_a_live_run_folder_stops_with_one_line(env: dict, baseli
     lock = logs / baseline["run_dir"].name / ".lock"
     try:
         _wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid),
-                  first, "lock file with its pid")
+                  first, "lock file with its pid")  # run.json may not be written yet
         first.send_signal(signal.SIGSTOP)  # a live run, frozen while the second one tries
         for extra in ([], ["--resume"], ["--resume", lock.parent]):
             code, out, err = run_main(base_args(env, logs, limit=2) + extra)
