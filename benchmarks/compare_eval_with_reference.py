@@ -68,6 +68,37 @@ def click_loop(predictor, clicker_cls, image, gt, n_clicks, roi_of):
 
 
 # -------------------------------------------------------------------------- original side
+def focus_on_positive_clicks(torch, model, image: np.ndarray) -> None:
+    """Makes a random-weight model predict a compact blob around a positive click, so that
+    ZoomIn crops (its ROI is the box of the prediction > 0.5): the positive-disk channel of the
+    click embedding is scaled by k (the smallest of 10..1000 that gives a blob under a third of
+    the side), then the output layer's sign and bias put the threshold half-way between the
+    blob and the median logit. Elsewhere the logits keep their image-dependent variation."""
+    import torch.nn.functional as F
+
+    rgb = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    x = torch.cat([F.interpolate(rgb, size=(448, 448), mode="bilinear"),
+                   torch.zeros(1, 1, 448, 448)], 1)
+    pts = torch.tensor([[[224.0, 224.0, 0.0], [-1.0, -1.0, -1.0]]])
+    w = model.patch_embed_coords.proj.weight
+    base = w.detach().clone()
+    with torch.no_grad():
+        for k in (10, 30, 100, 300, 1000):
+            w.copy_(base)
+            w[:, 1] *= k
+            lg = model(x, pts)["instances"][0, 0]
+            spike, rest = float(lg[220:229, 220:229].mean()), float(lg.median())
+            sgn, mid = (1.0 if spike > rest else -1.0), (spike + rest) / 2
+            ys, xs = torch.nonzero(sgn * (lg - mid) > 0, as_tuple=True)
+            extent = max(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1
+            if extent <= 448 // 3:
+                break
+        conv = model.head.conv_seg
+        conv.weight.mul_(sgn)
+        conv.bias.mul_(sgn).sub_(sgn * mid)
+    print(f"focus: k={k}, blob extent {extent} px of 448", file=sys.stderr)
+
+
 def ref_side(a: argparse.Namespace) -> None:
     """Runs inside the subprocess: the original code only."""
     tree = REF_ROOT / BRANCH_TREE[a.branch]
@@ -85,14 +116,22 @@ def ref_side(a: argparse.Namespace) -> None:
     if Path(isegm.__path__[0]).resolve() != (tree / "isegm").resolve():
         sys.exit(f"reference isegm imported from {isegm.__path__[0]}, expected {tree}")
     if a.make_ckpt:
-        from fill import fill_state_dict, read_keys_tsv
         from isegm.utils.serialization import load_model
 
-        cfg = torch.load(PARITY / f"vitb_{a.branch}_config.pt", map_location="cpu",
-                         weights_only=False)
+        if a.weights == "vitb":
+            from fill import fill_state_dict, read_keys_tsv
+
+            cfg = torch.load(PARITY / f"vitb_{a.branch}_config.pt", map_location="cpu",
+                             weights_only=False)
+            sd = fill_state_dict(read_keys_tsv(PARITY / f"vitb_{a.branch}_keys.tsv"))
+        else:
+            src = torch.load(PARITY / f"small_{a.branch}.pth", map_location="cpu",
+                             weights_only=False)
+            cfg, sd = src["config"], src["state_dict"]
         model = load_model(cfg, False)
-        sd = fill_state_dict(read_keys_tsv(PARITY / f"vitb_{a.branch}_keys.tsv"))
         model.load_state_dict(sd, strict=True)
+        model.eval()
+        focus_on_positive_clicks(torch, model, np.load(a.inputs)["image0"])
         sd = {k: v.float() for k, v in model.state_dict().items()}
         torch.save({"state_dict": sd, "config": model._config}, a.make_ckpt)
         return
@@ -134,7 +173,7 @@ def ref_side(a: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------------------- our side
-def our_side(ckpt: Path, size: int, data: dict, n_clicks: int) -> dict:
+def our_side(ckpt: Path, size: int, data: dict, n_clicks: int, argv: tuple[str, ...] = ()) -> dict:
     import torch
 
     sys.path.insert(0, str(REPO))
@@ -144,7 +183,7 @@ def our_side(ckpt: Path, size: int, data: dict, n_clicks: int) -> dict:
     from isegm.inference.utils import load_is_model
 
     model = load_is_model(ckpt, "cpu")
-    args = ev.parse_args(["--inference_size", str(size), "--cpu"])
+    args = ev.parse_args(["--inference_size", str(size), "--cpu", *argv])
     family, settings = es.settings_for_checkpoint(ckpt, model, args.explicit_settings)
     es.apply_to_model(model, settings)
     predictor = ev.build_predictor(model, torch.device("cpu"), args, "GrabCut", settings)
@@ -209,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--weights", choices=("vitb", "small"), default="vitb")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--tol", type=float, default=5e-4)
+    p.add_argument("--control", action="store_true",
+                   help="also run ours with the project's own settings (--eval-family project), "
+                        "to show that the comparison sees the differences")
     p.add_argument("--ref-python", default=sys.executable)
     p.add_argument("--work-dir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                       "isegm_compare_eval"))
@@ -235,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(a.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     data, names = pick_images(a.images, [x for x in a.names.split(",") if x] or None)
-    inputs = work / "inputs.npz"
+    inputs = work / f"inputs_{'-'.join(names)}.npz"  # one file per image set: runs may overlap
     np.savez_compressed(inputs, **data)
     print(f"images: {', '.join(names)}; {a.clicks} clicks; weights {a.weights}", flush=True)
 
@@ -245,24 +287,28 @@ def main(argv: list[str] | None = None) -> int:
 
     results = []
     for model in [m for m in a.models.split(",") if m]:
-        if a.weights == "small":
-            ckpt = PARITY / f"small_{model}.pth"
-        else:
-            ckpt = work / f"vitb_{model}.pth"
-            if not ckpt.exists():
-                ref_call("--branch", model, "--make-ckpt", str(ckpt))
+        ckpt = work / f"{a.weights}_{model}_focus.pth"
+        if not ckpt.exists():
+            ref_call("--branch", model, "--weights", a.weights, "--inputs", str(inputs),
+                     "--make-ckpt", str(ckpt))
         for size in [int(s) for s in a.sizes.split(",") if s]:
-            out = work / f"ref_{model}_{size}.npz"
-            ref_call("--branch", model, "--ckpt", str(ckpt), "--size", str(size),
-                     "--inputs", str(inputs), "--clicks", str(a.clicks), "--out", str(out))
+            out = work / f"ref_{a.weights}_{model}_{size}_{'-'.join(names)}_{a.clicks}c.npz"
+            if not out.exists():  # the original's outputs are kept: a rerun only redoes ours
+                ref_call("--branch", model, "--ckpt", str(ckpt), "--size", str(size), "--inputs",
+                         str(inputs), "--clicks", str(a.clicks), "--out", str(out))
             ref = dict(np.load(out))
             ours = our_side(ckpt, size, data, a.clicks)
             row = {"model": model, "size": size, "weights": a.weights, "family": ours["family"],
                    "images": names, **compare(ours, ref, data["n"])}
+            if a.control:  # the same with this project's own settings: would it show?
+                ctl = compare(our_side(ckpt, size, data, a.clicks, ("--eval-family", "project")),
+                              ref, data["n"])
+                row["control_project_settings"] = {k: ctl[k] for k in
+                                                   ("clicks_equal", "crops_equal", "max_abs_dp")}
             results.append(row)
             print(json.dumps(row), flush=True)
-    if a.json:
-        Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
+            if a.json:
+                Path(a.json).write_text(json.dumps(results, indent=2) + "\n")
     print("\n| model | size | clicks equal | crops equal | max abs dp | active-crop clicks |")
     print("|---|---|---|---|---|---|")
     for r in results:
