@@ -12,6 +12,10 @@ Per click: batch 1, eval, no grad, ``--threads`` threads, ``--warmup`` untimed r
 once the image encoding is cached (``forward_embedded``). GFLOPs are counted by
 ``torch.utils.flop_counter`` (2·MAC for matmuls and convs). Train step: fwd + bwd, batch 2,
 train mode, BCE on the logits.
+
+Other devices, batch sizes and precisions (``benchmarks/gpu_check.sh``): ``--device cuda``,
+``--batch 1,8,32`` (rows per forward), ``--precision fp32,bf16`` (autocast), ``--models`` (a
+subset of the architectures below); such runs print their rows and do not touch BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -66,7 +70,10 @@ def _median_time(fn, warmup: int, reps: int) -> list[float]:
     return times
 
 
-def measure_one(arch: str, size: int, mode: str, warmup: int, reps: int, threads: int) -> dict:
+def measure_one(arch: str, size: int, mode: str, warmup: int, reps: int, threads: int,
+                batch: int | None = None, device: str = "cpu", precision: str = "fp32") -> dict:
+    import contextlib
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -74,26 +81,45 @@ def measure_one(arch: str, size: int, mode: str, warmup: int, reps: int, threads
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = build_model(arch, img_size=size)
+    dev = torch.device(device)
+    model = build_model(arch, img_size=size).to(dev)
     out = {
         "arch": arch,
         "size": size,
         "mode": mode,
         "params": sum(p.numel() for p in model.parameters()),
+        "batch": batch,
+        "device": device,
+        "precision": precision,
     }
+    autocast = (
+        torch.autocast(dev.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[precision])
+        if precision != "fp32"
+        else contextlib.nullcontext()
+    )
+
+    def on_device(fn):
+        def run():
+            with autocast:
+                fn()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+
+        return run
+
     if mode == "train":
         model.train()
-        image, points = _inputs(size, 2)
+        image, points = (t.to(dev) for t in _inputs(size, batch or 2))
 
         def step():
             model.zero_grad(set_to_none=True)
             logits = model(image, points)["instances"]
             torch.nn.functional.binary_cross_entropy_with_logits(logits, image[:, 3:]).backward()
 
-        times = _median_time(step, warmup, reps)
+        times = _median_time(on_device(step), warmup, reps)
     else:
         model.eval()
-        image, points = _inputs(size, 1)
+        image, points = (t.to(dev) for t in _inputs(size, batch or 1))
         with torch.no_grad():
             emb = model.encode_image(image[:, :3])
             if mode == "full":
@@ -106,16 +132,18 @@ def measure_one(arch: str, size: int, mode: str, warmup: int, reps: int, threads
                 if hasattr(m, "fused_attn"):
                     m.fused_attn = False
             counter = FlopCounterMode(display=False)
-            with counter:
+            with counter, autocast:
                 fn()
             out["gflops"] = counter.get_total_flops() / 1e9
             for m in model.modules():
                 if hasattr(m, "fused_attn"):
                     m.fused_attn = True
-            times = _median_time(fn, warmup, reps)
+            times = _median_time(on_device(fn), warmup, reps)
     out["median_s"] = statistics.median(times)
     out["min_s"], out["max_s"] = min(times), max(times)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if dev.type == "cuda":
+        out["peak_cuda_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
     return out
 
 
@@ -155,6 +183,36 @@ def _reference(ref_script: str, arch: str, train: bool) -> dict | None:
     proc = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]
     return json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+
+
+def main_grid() -> None:
+    """``--device``/``--batch``/``--precision`` runs: one line per model x size x precision x
+    batch (forward, per click, per-row time), nothing written."""
+    extra = ["--device", ARGS.device]
+    wanted = [m for m in ARGS.models.split(",") if m]
+    models = {k: v for k, v in MODELS.items() if not wanted or v in wanted}
+    models.update({a: a for a in wanted if a not in MODELS.values()})  # any registered arch
+    print(f"device {ARGS.device}, {ARGS.threads} threads", flush=True)
+    for size in (int(s) for s in ARGS.sizes.split(",")):
+        for prec in ARGS.precision.split(","):
+            for b in (int(x) for x in ARGS.batch.split(",")):
+                for label, arch in models.items():
+                    flags = [*extra, "--batch", str(b), "--precision", prec]
+                    full = _sub(["--one", arch, str(size), "full", *flags])
+                    click = _sub(["--one", arch, str(size), "click", *flags])
+                    mem = f", peak CUDA {full['peak_cuda_mb']:.0f} MB" if "peak_cuda_mb" in full \
+                        else ""
+                    print(f"{label:<26} {size} {prec} batch {b:>3}: full {full['median_s']:.4f} s "
+                          f"({full['gflops'] / full['median_s']:.0f} GF/s), per click "
+                          f"{click['median_s']:.4f} s = {click['median_s'] / b * 1000:.2f} ms/row"
+                          f"{mem}", flush=True)
+        if not ARGS.no_train:
+            for label, arch in models.items():
+                for prec in ARGS.precision.split(","):
+                    tr = _sub(["--one", arch, str(size), "train", *extra, "--precision", prec,
+                               "--reps", str(ARGS.train_reps), "--warmup", "1"])
+                    print(f"train step {label} {size} {prec} (batch 2): {tr['median_s']:.3f} s",
+                          flush=True)
 
 
 def main() -> None:
@@ -279,10 +337,21 @@ if __name__ == "__main__":
     )
     p.add_argument("--no-train", action="store_true")
     p.add_argument("--write", action="store_true", default=True)
+    p.add_argument("--no-write", dest="write", action="store_false",
+                   help="do not update BENCHMARKS.md")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i] (not cpu: no markdown)")
+    p.add_argument("--batch", default="1", help="comma-separated batch sizes (forward rows)")
+    p.add_argument("--precision", default="fp32", help="comma-separated: fp32, bf16, fp16")
+    p.add_argument("--models", default="",
+                   help="comma-separated registered architectures (default: the three above)")
     p.add_argument("--one", nargs=3, metavar=("ARCH", "SIZE", "MODE"), help=argparse.SUPPRESS)
     ARGS = p.parse_args()
     if ARGS.one:
         arch, size, mode = ARGS.one
-        print(json.dumps(measure_one(arch, int(size), mode, ARGS.warmup, ARGS.reps, ARGS.threads)))
+        one_batch = None if ARGS.batch == "1" else int(ARGS.batch)
+        print(json.dumps(measure_one(arch, int(size), mode, ARGS.warmup, ARGS.reps, ARGS.threads,
+                                     one_batch, ARGS.device, ARGS.precision)))
+    elif ARGS.device != "cpu" or ARGS.batch != "1" or ARGS.precision != "fp32" or ARGS.models:
+        main_grid()
     else:
         main()
