@@ -12,7 +12,9 @@ comma-separated list, a folder of ``*.pth`` or ``--exp-path``; default: the buil
 refinement (``--cf-n/--acf/--cf-click``). One table row is printed per model x dataset.
 ``--batch-size N`` runs N objects in lockstep, one batched forward per click step, with the
 results of N = 1 (``isegm/inference/lockstep.py``); ``--precision bf16/fp16`` autocasts the
-network on CUDA.
+network on CUDA. ``torchrun --nproc_per_node K evaluate_model.py ...`` (or ``--nproc K`` on one
+machine, gloo) shares the samples out over K processes; rank 0 merges their per-sample logs
+into the files of one process (``isegm/inference/sharding.py``).
 
 Output: a run folder under ``--logs-path`` (default ``<EXPS_PATH>/evaluation_logs``) whose name
 is fixed by the checkpoints, the datasets and the options that change the results, holding
@@ -57,7 +59,7 @@ from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX, get_eval_dataset
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference import eval_settings
-from isegm.inference import lockstep
+from isegm.inference import lockstep, sharding
 from isegm.inference.grabcut_baseline import (GRABCUT_CHECKPOINT, GrabCutPredictor,
                                               grabcut_fingerprint, is_grabcut)
 from isegm.inference.predictor import NoBRSPredictor
@@ -182,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or give the run folder")
     eval_settings.add_arguments(p)
     lockstep.add_arguments(p)
+    sharding.add_arguments(p)
     return p
 
 
@@ -563,7 +566,8 @@ class _VisRecorder:
         self.objects = []
 
 
-def run_pair(dataset: Any, predictor: Any, indices: Sequence[int], log: SampleLog,
+def run_pair(dataset: Any, predictor: Any, indices: Sequence[int],
+             log: SampleLog | sharding.ShardedLog,
              args: argparse.Namespace, desc: str = "", vis_dir: Path | None = None,
              initial: int = 0) -> int:
     """Evaluates ``indices`` of a dataset, appending each finished sample to ``log``.
@@ -636,12 +640,21 @@ def _evaluate(args: argparse.Namespace) -> int:
         Path(cfg.get("EXPS_PATH") or REPO / "experiments") / "evaluation_logs"
     run_name = run_folder_name(args, labels, names, options)
     first_new = _first_missing(logs_root / run_name)
-    run_dir, resuming, lock = prepare_run_dir(args, logs_root, run_name, options)
-    args.run_state = (run_dir, resuming, lock, first_new)  # released by main()
-    if resuming:
-        for folder in (run_dir, run_dir / "ious"):
-            remove_stale_temp_files(folder)  # of a killed atomic write (we hold the lock)
-    add_log_file(run_dir / "eval.log")
+    shard = sharding.current_shard()  # torchrun / --nproc: this rank (else one process)
+    if shard.world > 1 and device.type == "cuda":
+        device = torch.device("cuda", shard.local_rank % torch.cuda.device_count())
+    if shard.is_main:
+        run_dir, resuming, lock = prepare_run_dir(args, logs_root, run_name, options)
+        args.run_state = (run_dir, resuming, lock, first_new)  # released by main()
+        if resuming:
+            for folder in (run_dir, run_dir / "ious"):
+                remove_stale_temp_files(folder)  # of a killed atomic write (we hold the lock)
+    shard.barrier()  # the other ranks use the folder rank 0 prepared (and locked)
+    if not shard.is_main:
+        run_dir = Path(args.resume).expanduser() if isinstance(args.resume, str) \
+            else logs_root / run_name
+        resuming = True
+    add_log_file(run_dir / ("eval.log" if shard.is_main else f"eval.rank{shard.rank}.log"))
     logger.info("command: evaluate_model.py %s", " ".join(args.argv))
     logger.info("run folder: %s (%s); device %s", run_dir,
                 "resuming" if resuming else "new run", device)
@@ -663,7 +676,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
             indices = list(range(n))
             stem = f"{safe_name(label.replace('/', '-'))}_{safe_name(ds_name)}"
-            with SampleLog(run_dir / "ious" / f"{stem}.jsonl", resume=resuming) as log:
+            with sharding.ShardedLog(run_dir / "ious" / f"{stem}.jsonl", resuming,
+                                     shard) as log:
                 done = [i for i in indices
                         if i in log.records and log.records[i].error is None]
                 done_set = set(done)
@@ -671,7 +685,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                 if done:
                     logger.info("%s on %s: %d of %d samples already done, %d to evaluate",
                                 label, ds_name, len(done), n, len(todo))
-                if todo:
+                mine = shard.take(todo)
+                if mine:
                     if model is None:
                         model = GrabCutPredictor() if is_grabcut(path) else \
                             load_is_model(path, device, variant=args.variant)
@@ -686,9 +701,12 @@ def _evaluate(args: argparse.Namespace) -> int:
                     dataset = eval_settings.select_objects(dataset, settings)
                     vis_dir = run_dir / "vis" / safe_name(label.replace("/", "-")) / \
                         safe_name(ds_name) if args.vis else None
-                    run_pair(dataset, predictor, todo, log, args, desc=f"{label} {ds_name}",
+                    run_pair(dataset, predictor, mine, log, args, desc=f"{label} {ds_name}",
                              vis_dir=vis_dir, initial=len(done))
-                records = [log.records[i] for i in indices if i in log.records]
+                merged = log.merge()  # every rank's samples (rank 0 writes the jsonl)
+                records = [merged[i] for i in indices if i in merged]
+            if not shard.is_main:
+                continue
 
             row = {"model": label, "dataset": ds_name, "checkpoint": str(path),
                    **summarize(records, args.n_clicks, args.effective_target),
@@ -733,6 +751,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                           {**extra, "elapsed_s": time.perf_counter() - started})
         del model
 
+    shard.close()
+    if not shard.is_main:
+        return 0
     if skipped:
         _print("Skipped datasets: " + "; ".join(f"{s['name']} ({s['reason']})"
                                                 for s in skipped), results_txt)
@@ -772,6 +793,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except SystemExit as e:  # argparse: usage + message already printed
             return int(e.code or 0)
         args.argv = list(sys.argv[1:] if argv is None else argv)
+        if args.nproc < 1:
+            raise UsageError("--nproc must be >= 1")
+        if args.nproc > 1 and not sharding.under_launcher():  # start the ranks, then wait
+            return sharding.launch_local(args.nproc, args.argv, Path(__file__).resolve())
         return _evaluate(args)
     except (UsageError, CheckpointError, ConfigError, ResumeError, FolderInUseError) as e:
         msg = " ".join(str(e).split())

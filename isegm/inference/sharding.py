@@ -1,0 +1,200 @@
+"""Evaluation over several processes (``torchrun`` or ``evaluate_model.py --nproc K``).
+
+The samples still to evaluate are dealt out round-robin over the ranks (rank ``r`` takes every
+``K``-th one, starting at ``r``). Each rank appends its finished samples to its own per-sample
+log, ``ious/<pair>.rank<r>.jsonl``, synced sample by sample as the one-process log is; after a
+model x dataset pair, every rank waits at a barrier (gloo) and rank 0 merges all logs into
+``ious/<pair>.jsonl`` in dataset order, the file a one-process run writes, then deletes the rank
+logs. From the merged records rank 0 writes exactly the summary, CSV/JSON, IoU arrays and plots
+of a one-process run (the numbers do not depend on which process evaluated a sample: each
+object's clicks depend only on its sample, and random clicks are seeded per object).
+
+Resuming: the samples already done are read from every log present (the merged one and any
+rank's, whatever the number of ranks was), so ``--resume`` works after any rank was killed and
+with another number of processes. Only rank 0 prepares the run folder (lock, ``run.json``,
+moving an old run aside) and writes the outputs; the other ranks wait for it at a barrier.
+
+``--nproc K`` starts K copies of the command line with the environment ``torchrun`` gives
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); when one of them
+fails, the others are stopped, as ``torchrun`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from isegm.inference.results import SampleLog, SampleRecord, atomic_write_text, read_sample_log
+
+__all__ = ["Shard", "ShardedLog", "add_arguments", "current_shard", "launch_local",
+           "under_launcher"]
+
+logger = logging.getLogger(__name__)
+
+_ENV = ("RANK", "WORLD_SIZE")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--nproc`` of ``evaluate_model.py``."""
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="evaluation processes on this machine (gloo; the samples are "
+                             "shared out, rank 0 writes the results of one process); under "
+                             "torchrun the processes come from it")
+
+
+def under_launcher() -> bool:
+    """True in a process started by torchrun or :func:`launch_local`."""
+    return all(k in os.environ for k in _ENV)
+
+
+@dataclasses.dataclass
+class Shard:
+    """This process's place among the evaluation processes."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def take(self, todo: Sequence[int]) -> list[int]:
+        """This rank's share of the samples ``todo`` (round robin)."""
+        return list(todo[self.rank :: self.world])
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def current_shard(timeout_s: float = 6 * 3600) -> Shard:
+    """The shard from torchrun's environment (one process without it); joins the gloo group.
+
+    The barrier timeout is long: a rank may wait for another's whole share of a dataset.
+    """
+    if not under_launcher():
+        return Shard()
+    shard = Shard(rank=int(os.environ["RANK"]), world=int(os.environ["WORLD_SIZE"]),
+                  local_rank=int(os.environ.get("LOCAL_RANK", os.environ["RANK"])))
+    if shard.world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(
+            "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+    return shard
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch_local(nproc: int, argv: Sequence[str], script: str | Path) -> int:
+    """Runs ``script argv`` as ``nproc`` ranks on this machine; returns the first non-zero exit
+    code (the others are then terminated), else 0."""
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
+    procs = [subprocess.Popen([sys.executable, str(script), *argv],
+                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
+             for r in range(nproc)]
+    code = 0
+    try:
+        while procs:
+            for p in list(procs):
+                rc = p.poll()
+                if rc is None:
+                    continue
+                procs.remove(p)
+                if rc != 0 and code == 0:
+                    code = 128 - rc if rc < 0 else rc  # killed by a signal: 128 + its number
+                    for other in procs:
+                        other.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        return 130
+    return code
+
+
+class ShardedLog:
+    """The per-sample log of one model x dataset for one rank (see the module docstring).
+
+    Args:
+        path: the merged log, ``ious/<pair>.jsonl``; this rank writes ``<pair>.rank<r>.jsonl``.
+        resume: keep what earlier runs finished (else this rank's log starts empty; rank 0 has
+            just made a fresh run folder then).
+        shard: this process's shard.
+    """
+
+    def __init__(self, path: Path, resume: bool, shard: Shard) -> None:
+        self.path, self.shard = Path(path), shard
+        if shard.world == 1:
+            self._log = SampleLog(self.path, resume=resume)
+            self.records = self._log.records
+            return
+        self.records: dict[int, SampleRecord] = {}
+        if resume:
+            for other in self._all_logs():
+                self.records.update(read_sample_log(other))
+        self._log = SampleLog(self._rank_path(shard.rank), resume=resume)
+        self.records.update(self._log.records)
+
+    def _rank_path(self, rank: int) -> Path:
+        return self.path.with_name(f"{self.path.stem}.rank{rank}.jsonl")
+
+    def _all_logs(self) -> list[Path]:
+        ranks = sorted(self.path.parent.glob(f"{self.path.stem}.rank*.jsonl"))
+        return ([self.path] if self.path.is_file() else []) + ranks
+
+    def append(self, record: SampleRecord) -> None:
+        self._log.append(record)
+
+    def close(self) -> None:
+        self._log.close()
+
+    def merge(self) -> dict[int, SampleRecord]:
+        """Waits for every rank; rank 0 writes the merged log (dataset order) and removes the
+        rank logs. Returns every record (all ranks)."""
+        self.close()
+        if self.shard.world == 1:
+            return self.records
+        self.shard.barrier()
+        records: dict[int, SampleRecord] = {}
+        logs = self._all_logs()
+        for log in logs:
+            records.update(read_sample_log(log))
+        if self.shard.is_main:
+            atomic_write_text(self.path, "".join(records[i].to_json() + "\n"
+                                                 for i in sorted(records)))
+            for log in logs:
+                if log != self.path:
+                    log.unlink()
+        self.shard.barrier()  # nobody reads a rank log rank 0 is deleting
+        self.records = records
+        return records
+
+    def __enter__(self) -> ShardedLog:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,174 @@
+"""Evaluation over 2 CPU processes (``isegm/inference/sharding.py``): ``torchrun`` and
+``evaluate_model.py --nproc 2`` give exactly the summary, per-sample log, IoU arrays and plot of
+one process, and a run whose rank 1 was killed (kill -9) resumes to the same results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from isegm.inference.results import SampleRecord, read_sample_log
+from isegm.inference.sharding import Shard, ShardedLog
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "evaluate_model.py"
+TIMING_KEYS = {"spc", "time_s", "time", "reused_samples", "evaluated_samples"}
+N = 6
+
+
+def _args(grabcut_dir: Path, logs: Path) -> list[str]:
+    # the built-in default model; batch 2 in each process
+    return ["--datasets", "GrabCut", "--dataset-path", f"GrabCut={grabcut_dir}",
+            "--limit", str(N), "--n-clicks", "3", "--target-iou", "0.9", "--cpu",
+            "--threads", "1", "--batch-size", "2", "--logs-path", str(logs)]
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, **kw)
+
+
+def _run_dir(logs: Path) -> Path:
+    (run_dir,) = [p for p in logs.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def _table(out: str) -> list[str]:
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| ")]
+    return [" ".join(r[:-3] + r[-1:]) for r in rows]  # without SPC and Time
+
+
+def _records(run_dir: Path) -> list[str]:
+    log = read_sample_log(run_dir / "ious" / "mst_tiny_synthetic_GrabCut.jsonl")
+    out = []
+    for i in sorted(log):
+        log[i].elapsed = 0.0
+        out.append(log[i].to_json())
+    return out
+
+
+def _assert_same(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
+    assert run_dir.name == ref_dir.name
+    assert _table(out) == _table(ref_out) and len(_table(out)) == 2
+    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
+    ref = json.loads((ref_dir / "summary.json").read_text())["rows"]
+    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows] == \
+        [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ref]
+    assert _records(run_dir) == _records(ref_dir) and len(_records(run_dir)) == N
+    for rel in ("ious/mst_tiny_synthetic_GrabCut.npz", "plots/GrabCut.png"):
+        assert (run_dir / rel).read_bytes() == (ref_dir / rel).read_bytes(), rel
+    csv, ref_csv = ((d / "summary.csv").read_text().splitlines() for d in (run_dir, ref_dir))
+    assert csv[0] == ref_csv[0] and len(csv) == len(ref_csv) == 2
+    assert not list((run_dir / "ious").glob("*.rank*.jsonl"))  # merged and removed
+
+
+@pytest.fixture(scope="module")
+def one_process(grabcut_dir: Path, tmp_path_factory) -> tuple[Path, str]:
+    if not (REPO / "weights" / "mst_tiny_synthetic.pth").is_file():
+        pytest.skip("the built-in default weights/mst_tiny_synthetic.pth is missing")
+    if not grabcut_dir.is_dir():
+        pytest.skip(f"GrabCut not found at {grabcut_dir}")
+    logs = tmp_path_factory.mktemp("one")
+    res = _run([sys.executable, str(SCRIPT), *_args(grabcut_dir, logs)])
+    assert res.returncode == 0, res.stderr
+    return _run_dir(logs), res.stdout
+
+
+def test_torchrun_two_processes_equal_one(grabcut_dir, tmp_path, one_process) -> None:
+    logs = tmp_path / "torchrun"
+    res = _run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc_per_node", "2", str(SCRIPT), *_args(grabcut_dir, logs)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_dir = _run_dir(logs)
+    _assert_same(run_dir, res.stdout, *one_process)
+    # each rank evaluated its share (its own log file) and rank 1 logged to its own file
+    assert (run_dir / "eval.rank1.log").is_file()
+    rank1 = (run_dir / "eval.rank1.log").read_text()
+    assert "mst_tiny_synthetic GrabCut" in rank1
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def _rank_of(pid: int) -> int | None:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for item in env:
+        if item.startswith(b"RANK="):
+            return int(item[5:])
+    return None
+
+
+def test_nproc_resumes_after_rank_1_is_killed(grabcut_dir, tmp_path, one_process) -> None:
+    logs = tmp_path / "nproc"
+    argv = [sys.executable, str(SCRIPT), *_args(grabcut_dir, logs), "--nproc", "2"]
+    launcher = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        killed = False
+        while time.monotonic() < deadline and launcher.poll() is None:
+            rank1 = [p for p in _children(launcher.pid) if _rank_of(p) == 1]
+            logs_now = list(logs.glob("*/ious/*.rank1.jsonl"))
+            if rank1 and logs_now and logs_now[0].stat().st_size > 0:
+                os.kill(rank1[0], signal.SIGKILL)  # after its first finished sample
+                killed = True
+                break
+            time.sleep(0.05)
+        assert killed, "rank 1 never finished a sample"
+        assert launcher.wait(timeout=120) != 0  # the launcher stops rank 0 and fails
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    run_dir = _run_dir(logs)
+    assert not (run_dir / "summary.json").exists()
+    partial = read_sample_log(next((run_dir / "ious").glob("*.rank1.jsonl")))
+    assert 1 <= len(partial) < N
+
+    res = _run(argv + ["--resume"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    _assert_same(run_dir, res.stdout, *one_process)
+    row = json.loads((run_dir / "summary.json").read_text())["rows"][0]
+    assert row["reused_samples"] >= len(partial) and row["evaluated_samples"] < N
+
+
+class _NoBarrier(Shard):
+    """A rank without its process group (the other ranks are done)."""
+
+    def barrier(self) -> None:
+        pass
+
+
+def test_sharded_log_merges_in_dataset_order(tmp_path) -> None:
+    """Rank logs and the merged log of an earlier run (another number of ranks) give the done
+    samples; rank 0 merges them in index order and removes the rank logs."""
+    path = tmp_path / "pair.jsonl"
+    path.write_text(SampleRecord(index=1, name="b").to_json() + "\n")
+    path.with_name("pair.rank0.jsonl").write_text(SampleRecord(index=4, name="e").to_json() + "\n")
+    path.with_name("pair.rank2.jsonl").write_text(SampleRecord(index=0, name="a").to_json() + "\n")
+    log = ShardedLog(path, resume=True, shard=_NoBarrier(rank=0, world=2))
+    assert sorted(log.records) == [0, 1, 4]
+    log.append(SampleRecord(index=2, name="c"))
+    merged = log.merge()
+    assert sorted(merged) == [0, 1, 2, 4]
+    lines = [SampleRecord.from_json(x) for x in path.read_text().splitlines()]
+    assert [(r.index, r.name) for r in lines] == [(0, "a"), (1, "b"), (2, "c"), (4, "e")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pair.jsonl"]
+
+    one = ShardedLog(tmp_path / "single.jsonl", resume=False, shard=Shard())
+    one.append(SampleRecord(index=0, name="x"))
+    assert one.merge()[0].name == "x" and (tmp_path / "single.jsonl").is_file()
+    assert Shard(rank=1, world=3).take([10, 11, 12, 13, 14, 15, 16]) == [11, 14]
