@@ -214,20 +214,8 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
             if row["empty_objects"]:
                 logger.warning("%s: %d object(s) with an empty mask left out of the averages: %s",
                                ds_name, row["empty_objects"], ", ".join(row["empty_names"]))
-            save_ious_npz(run_dir / "ious" / f"{stem}.npz", records, args.n_clicks)
-            if args.save_ious:
-                save_ious_pickle(run_dir / "ious" / f"{stem}_{safe_name(args.eval_mode)}_"
-                                 f"{args.mode}_{args.n_clicks}.pkl", records)
-            if args.iou_analysis:
-                _save_iou_analysis(run_dir, stem, ds_name, label, args, records)
             curves[ds_name][label] = row["miou_per_click"]
-            try:
-                from isegm.inference.plots import plot_miou_curves
-
-                plot_miou_curves(run_dir / "plots" / f"{safe_name(ds_name)}.png", ds_name,
-                                 curves[ds_name])
-            except Exception as e:  # noqa: BLE001 - a plot must not lose the results
-                logger.warning("could not draw the plot for %s: %s", ds_name, e)
+            _save_pair_files(run_dir, stem, ds_name, label, args, records, curves[ds_name])
 
             if not header_printed:
                 _show(emit, format_table_header(mw, dw), results_txt)
@@ -250,6 +238,25 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                                                       for s in skipped), results_txt)
     _show(emit, f"Results: {run_dir}", None)
     return 0
+
+
+def _save_pair_files(run_dir: Path, stem: str, ds_name: str, label: str,
+                     args: argparse.Namespace, records: Sequence[Any],
+                     curves: dict[str, list]) -> None:
+    """The IoU arrays of one model x dataset pair (npz; the reference's pickles if asked for)
+    and the dataset's mIoU plot of every model so far (a failed plot is only logged)."""
+    save_ious_npz(run_dir / "ious" / f"{stem}.npz", records, args.n_clicks)
+    if args.save_ious:
+        save_ious_pickle(run_dir / "ious" / f"{stem}_{safe_name(args.eval_mode)}_"
+                         f"{args.mode}_{args.n_clicks}.pkl", records)
+    if args.iou_analysis:
+        _save_iou_analysis(run_dir, stem, ds_name, label, args, records)
+    try:
+        from isegm.inference.plots import plot_miou_curves
+
+        plot_miou_curves(run_dir / "plots" / f"{safe_name(ds_name)}.png", ds_name, curves)
+    except Exception as e:  # noqa: BLE001 - a plot must not lose the results
+        logger.warning("could not draw the plot for %s: %s", ds_name, e)
 
 
 def _save_iou_analysis(run_dir: Path, stem: str, ds_name: str, label: str,
