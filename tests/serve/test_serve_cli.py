@@ -47,7 +47,7 @@ def test_one_command_starts_the_server(tmp_path):
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 600
         health = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
