@@ -8,6 +8,6 @@ from isegm.engine.recipes import photo_recipe
 
 MODEL_NAME = "plainvit_tiny_photos"
 init_model, get_datasets, get_train_config = photo_recipe(
-    "plainvit_tiny_224", 0.0, 0.0, init=("TINY_PLAINVIT", "simpleclick"), epochs=13,
-    milestones=(11,)
+    "plainvit_tiny_224", 0.0, 0.0, init=("TINY_PLAINVIT", "simpleclick"), epochs=10,
+    milestones=(8,)
 ).hooks()

@@ -293,7 +293,9 @@ def tiny_recipe(
 def photo_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 64):
     """Scenes composed from the photographs of ``PHOTOS_PATH`` (``python -m isegm.data.photos
     collect``): train and val use disjoint photographs; the colour / scale augmentation of the
-    224 recipes on top. Every epoch composes new scenes (the item seed includes the epoch)."""
+    224 recipes on top. Every epoch composes new scenes (the item seed includes the epoch); a
+    quarter of the training scenes are procedural ones (:mod:`~isegm.data.datasets.synthetic`)
+    so that the synthetic benchmarks are not forgotten."""
     from isegm.data.datasets.photo_scenes import PhotoScenesDataset
 
     root = getattr(cfg, "PHOTOS_PATH", None)
@@ -303,7 +305,7 @@ def photo_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 6
     sampler = MultiPointSampler(12, prob_gamma=0.8)
     common = dict(image_size=crop, points_sampler=sampler, min_object_area=8)
     train = PhotoScenesDataset(
-        root, split="train", num_samples=num_train, seed=cfg.seed,
+        root, split="train", num_samples=num_train, seed=cfg.seed, synthetic_fraction=0.25,
         augmentator=train_augmentator(crop, **RECIPE_224), **common,
     )
     val = PhotoScenesDataset(

@@ -224,3 +224,29 @@ def test_photo_scripts_share_one_budget_and_build_photo_datasets(photos_dir):
     assert item["images"].shape == (3, 224, 224) and item["instances"].shape == (1, 224, 224)
     with pytest.raises(DatasetError, match="PHOTOS_PATH"):
         mst["get_datasets"](SimpleNamespace(PHOTOS_PATH="", seed=0, img_size=None))
+
+
+def test_synthetic_fraction_mixes_procedural_scenes(photos_dir):
+    """A ``synthetic_fraction`` share of the scenes comes from the procedural renderer: those
+    equal ``render_scene`` fed the same generator, the others are photo scenes."""
+    from isegm.data.datasets.synthetic import _object_scales, render_scene
+
+    def procedural(ds, index):
+        rng = ds.item_rng(index)
+        rng.random()  # the draw that chose the renderer
+        count = int(rng.integers(ds.objects_per_image[0], ds.objects_per_image[1] + 1))
+        return render_scene(rng, 64, 64, _object_scales(rng, count, "all"))[0]
+
+    kwargs = dict(num_samples=120, image_size=64, seed=5, min_object_area=8)
+    every = PhotoScenesDataset(photos_dir, synthetic_fraction=1.0, **kwargs)
+    for i in range(5):
+        assert np.array_equal(every.get_sample(i, every.item_rng(i)).image, procedural(every, i))
+    none = PhotoScenesDataset(photos_dir, synthetic_fraction=0.0, **kwargs)
+    assert not any(np.array_equal(none.get_sample(i, none.item_rng(i)).image,
+                                  procedural(none, i)) for i in range(20))
+    mixed = PhotoScenesDataset(photos_dir, synthetic_fraction=0.25, **kwargs)
+    share = np.mean([np.array_equal(mixed.get_sample(i, mixed.item_rng(i)).image,
+                                    procedural(mixed, i)) for i in range(120)])
+    assert 0.12 < share < 0.38
+    with pytest.raises(ValueError, match="synthetic_fraction"):
+        PhotoScenesDataset(photos_dir, synthetic_fraction=1.5, **kwargs)
