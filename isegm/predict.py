@@ -52,7 +52,12 @@ from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.transforms import SigmoidForPred, ZoomIn
 from isegm.inference.transforms.base import BaseTransform
-from isegm.inference.utils import CheckpointError, load_is_model
+from isegm.inference.utils import (
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_RECIPE,
+    CheckpointError,
+    load_is_model,
+)
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -79,7 +84,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / "mst_tiny_synthetic.pth"
+DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / DEFAULT_MODEL_FILE
 
 ClickTuple = tuple[float, float, bool]  # (x, y, is_positive), pixels of the original image
 CheckpointLike = Union[str, Path, nn.Module, None]
@@ -98,9 +103,8 @@ def default_checkpoint_help(path: Path | None = None) -> str:
     """One line telling how to create the built-in default checkpoint."""
     path = DEFAULT_CHECKPOINT if path is None else path
     return (
-        f"no --checkpoint given and the default checkpoint {path} does not exist; create it "
-        "with `python train.py models/mst_tiny_synthetic.py --cpu --exp-name default` and copy "
-        f"experiments/mst_tiny_synthetic/000_default/checkpoints/last.pth to {path}"
+        f"no --checkpoint given and the default checkpoint {path} does not exist; "
+        f"make it with: {DEFAULT_MODEL_RECIPE}"
     )
 
 

@@ -34,6 +34,7 @@ from isegm.inference.results import (
     read_sample_log,
     summarize,
 )
+from isegm.inference.utils import DEFAULT_MODEL_RECIPE
 from isegm.model.build import build_model
 from isegm.model.checkpoint import save_checkpoint
 
@@ -351,7 +352,7 @@ def test_bad_checkpoints_give_one_line_and_exit_code_2(env: dict, tmp_path: Path
     i = argv.index("--checkpoint")
     del argv[i:i + 2]
     code, out, err = run_main(argv)
-    assert code == 2 and "python train.py models/mst_tiny_synthetic.py" in err
+    assert code == 2 and DEFAULT_MODEL_RECIPE in err and "python train.py models/" in err
 
     code, out, err = run_main(["RGB-BRS", "--checkpoint", env["ckpt"]])
     assert code == 2 and "only NoBRS exists" in err

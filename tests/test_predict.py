@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from isegm import predict
+from isegm.inference.utils import DEFAULT_MODEL_FILE, DEFAULT_MODEL_RECIPE
 from isegm.predict import InputError, Predictor, main, parse_clicks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -200,8 +201,7 @@ def test_cli_corrupt_checkpoint_and_missing_default(image_path: Path, tmp_path: 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert "python train.py models/mst_tiny_synthetic.py --cpu --exp-name default" in err[0]
-    assert "experiments/mst_tiny_synthetic/000_default/checkpoints/last.pth" in err[0]
+    assert DEFAULT_MODEL_RECIPE in err[0] and "python train.py models/" in err[0]
 
 
 def test_cli_prev_mask_of_another_size(image_path: Path, tmp_path: Path, capsys):
@@ -345,7 +345,7 @@ def test_large_images_are_downscaled_for_the_network():
 
 def test_default_checkpoint_error_names_the_recipe(monkeypatch, tmp_path: Path):
     monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "missing.pth")
-    with pytest.raises(predict.CheckpointError, match="mst_tiny_synthetic"):
+    with pytest.raises(predict.CheckpointError, match=DEFAULT_MODEL_FILE.split(".")[0]):
         Predictor()
 
 

@@ -47,7 +47,6 @@ from isegm.utils.exp import (
     setup_run_logging,
     write_run_config,
 )
-
 from isegm.utils.log import close_log_file, log_to_files
 
 from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, model_weights

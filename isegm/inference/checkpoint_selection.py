@@ -19,16 +19,19 @@ from pathlib import Path
 import torch
 
 from isegm.inference.grabcut_baseline import GRABCUT_CHECKPOINT, grabcut_fingerprint, is_grabcut
-from isegm.inference.utils import CheckpointError, load_is_model
+from isegm.inference.utils import (
+    DEFAULT_MODEL_FILE,
+    DEFAULT_MODEL_RECIPE,
+    CheckpointError,
+    load_is_model,
+)
 
-__all__ = ["DEFAULT_MODEL_FILE", "DEFAULT_MODEL_HINT", "checkpoint_fingerprint",
+__all__ = ["DEFAULT_MODEL_FILE", "checkpoint_fingerprint",
            "inference_size", "model_labels", "resolve_checkpoints"]
 
 # eval.log names the command, as it did when this code lived in evaluate_model.py
 logger = logging.getLogger("evaluate_model")
 
-DEFAULT_MODEL_FILE = "mst_tiny_synthetic.pth"
-DEFAULT_MODEL_HINT = "python train.py models/mst_tiny_synthetic.py"
 FINGERPRINT_BYTES = 4 << 20
 
 
@@ -83,7 +86,7 @@ def resolve_checkpoints(args: argparse.Namespace, cfg: dict, repo: Path) -> list
                 return [c]
         raise CheckpointError(f"no --checkpoint given and the default model "
                               f"weights/{DEFAULT_MODEL_FILE} does not exist; make it with: "
-                              f"{DEFAULT_MODEL_HINT}")
+                              f"{DEFAULT_MODEL_RECIPE}")
     out: list[Path] = []
     for name in (n.strip() for n in args.checkpoint.split(",")):
         if is_grabcut(name):  # the classical baseline, not a file

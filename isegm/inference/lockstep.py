@@ -3,7 +3,7 @@
 The NoC protocol (:func:`~isegm.inference.evaluation.evaluate_sample`, the reference definition)
 runs one network forward per click of one object. Here up to ``batch_size`` objects are in
 flight; each round, every object in flight prepares its next network pass
-(:meth:`NoBRSPredictor.prediction_steps <isegm.inference.predictor.NoBRSPredictor.prediction_steps>`),
+(:meth:`~isegm.inference.predictor.NoBRSPredictor.prediction_steps`),
 the passes run as one batched forward (:func:`~isegm.inference.batched.forward_batch` through
 the predictor's forward runner, so flip TTA and cascade-forward passes are batched too), and
 each object takes its logits back. An object that reaches its IoU target or click budget

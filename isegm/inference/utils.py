@@ -9,7 +9,17 @@ import torch
 from isegm.model.checkpoint import CheckpointError, load_model_checkpoint
 from isegm.model.is_model import ISModel
 
-__all__ = ["load_is_model", "CheckpointError"]
+__all__ = ["load_is_model", "CheckpointError", "DEFAULT_MODEL_FILE", "DEFAULT_MODEL_RECIPE"]
+
+#: The built-in default model, in ``weights/`` (shared by predict, the demo, the server and
+#: evaluate_model.py).
+DEFAULT_MODEL_FILE = "mst_tiny_synthetic.pth"
+#: How to make it again when it is missing (one line; weights/README.md has the details).
+DEFAULT_MODEL_RECIPE = (
+    "python train.py models/mst_tiny_synthetic.py --cpu --exp-name default, then "
+    "python -m isegm.model.checkpoint export "
+    "experiments/mst_tiny_synthetic/000_default/checkpoints/last.pth weights/mst_tiny_synthetic.pth"
+)
 
 
 def load_is_model(

@@ -10,6 +10,7 @@ from demo_fakes import DiskNet  # tests/demo is on sys.path
 
 from isegm import predict
 from isegm.demo.cli import main
+from isegm.inference.utils import DEFAULT_MODEL_RECIPE
 
 
 def one_error_line(capsys) -> str:
@@ -27,7 +28,7 @@ def test_missing_default_checkpoint_says_how_to_make_it(tmp_path: Path, capsys, 
     monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
     assert main(["--cpu"]) == 2
     line = one_error_line(capsys)
-    assert "python train.py models/mst_tiny_synthetic.py --cpu --exp-name default" in line
+    assert DEFAULT_MODEL_RECIPE in line and "python train.py models/" in line
 
 
 def test_missing_image_and_bad_values(tmp_path: Path, capsys):
