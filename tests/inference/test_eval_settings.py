@@ -18,7 +18,7 @@ import evaluate_model as ev
 from isegm.inference import eval_settings as es
 from isegm.inference.clicker import Click
 from isegm.inference.evaluation import evaluate_dataset
-from isegm.inference.utils import load_is_model
+from isegm.inference.utils import DEFAULT_MODEL_FILE, load_is_model
 
 H, W, SIZE = 400, 500, 64  # image, and --inference_size (crop side fed to the network)
 
@@ -295,7 +295,7 @@ def test_families_from_checkpoints(parity_dir: Path) -> None:
                          ("small_simpleclick.pth", "simpleclick")):
         assert es.checkpoint_source(parity_dir / name) == "reference"
         assert _loaded(parity_dir / name)[1] == family
-    default = repo / "weights" / "mst_tiny_synthetic.pth"
+    default = repo / "weights" / DEFAULT_MODEL_FILE
     assert es.checkpoint_source(default) == "project"
     assert _loaded(default)[1] == "project"
     assert _loaded(parity_dir / "small_main.pth", ("--eval-family", "project"))[1] == "project"

@@ -24,6 +24,7 @@ from isegm.data.datasets import get_eval_dataset
 from isegm.inference import eval_settings
 from isegm.inference.batched import forward_batch
 from isegm.inference.clicker import Click
+from isegm.inference.utils import DEFAULT_MODEL_FILE
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.lockstep import evaluate_dataset_batched, precision_runner
 from isegm.inference.predictor import NoBRSPredictor
@@ -31,6 +32,7 @@ from isegm.inference.results import read_sample_log
 from isegm.inference.utils import load_is_model
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_NAME = Path(DEFAULT_MODEL_FILE).stem  # the model label of the built-in default
 TIMING_KEYS = {"spc", "time_s", "time", "reused_samples", "evaluated_samples"}
 
 
@@ -111,7 +113,7 @@ def _run(argv: list) -> tuple[int, str, str]:
 
 
 def _args(grabcut_dir: Path, logs: Path, limit: int, batch: int) -> list:
-    # the built-in default model (weights/mst_tiny_synthetic.pth) at its training size
+    # the built-in default model (weights/DEFAULT_MODEL_FILE) at its training size
     return ["--datasets", "GrabCut", "--dataset-path", f"GrabCut={grabcut_dir}",
             "--limit", limit, "--n-clicks", 3, "--target-iou", 0.9, "--cpu", "--threads", 1,
             "--logs-path", logs, "--batch-size", batch, "--vis"]
@@ -140,8 +142,8 @@ def _records(run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def batch1(grabcut_dir: Path, tmp_path_factory) -> tuple[Path, str]:
-    if not (REPO / "weights" / "mst_tiny_synthetic.pth").is_file():
-        pytest.skip("the built-in default weights/mst_tiny_synthetic.pth is missing")
+    if not (REPO / "weights" / DEFAULT_MODEL_FILE).is_file():
+        pytest.skip(f"the built-in default weights/{DEFAULT_MODEL_FILE} is missing")
     if not grabcut_dir.is_dir():
         pytest.skip(f"GrabCut not found at {grabcut_dir}")
     logs = tmp_path_factory.mktemp("batch1")
@@ -158,7 +160,7 @@ def _assert_same_results(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -
     assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows] == \
         [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ref_rows]
     assert _records(run_dir) == _records(ref_dir)
-    for rel in ("ious/mst_tiny_synthetic_GrabCut.npz", "plots/GrabCut.png"):
+    for rel in (f"ious/{DEFAULT_NAME}_GrabCut.npz", "plots/GrabCut.png"):
         assert (run_dir / rel).read_bytes() == (ref_dir / rel).read_bytes(), rel
     vis = sorted(p.relative_to(run_dir) for p in (run_dir / "vis").rglob("*.jpg"))
     assert vis == sorted(p.relative_to(ref_dir) for p in (ref_dir / "vis").rglob("*.jpg"))

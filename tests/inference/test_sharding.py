@@ -17,8 +17,10 @@ import pytest
 
 from isegm.inference.results import SampleRecord, read_sample_log
 from isegm.inference.sharding import Shard, ShardedLog
+from isegm.inference.utils import DEFAULT_MODEL_FILE
 
 REPO = Path(__file__).resolve().parents[2]
+DEFAULT_NAME = Path(DEFAULT_MODEL_FILE).stem  # the model label of the built-in default
 SCRIPT = REPO / "evaluate_model.py"
 TIMING_KEYS = {"spc", "time_s", "time", "reused_samples", "evaluated_samples"}
 N = 6
@@ -47,7 +49,7 @@ def _table(out: str) -> list[str]:
 
 
 def _records(run_dir: Path) -> list[str]:
-    log = read_sample_log(run_dir / "ious" / "mst_tiny_synthetic_GrabCut.jsonl")
+    log = read_sample_log(run_dir / "ious" / f"{DEFAULT_NAME}_GrabCut.jsonl")
     out = []
     for i in sorted(log):
         log[i].elapsed = 0.0
@@ -63,7 +65,7 @@ def _assert_same(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
     assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows] == \
         [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ref]
     assert _records(run_dir) == _records(ref_dir) and len(_records(run_dir)) == N
-    for rel in ("ious/mst_tiny_synthetic_GrabCut.npz", "plots/GrabCut.png"):
+    for rel in (f"ious/{DEFAULT_NAME}_GrabCut.npz", "plots/GrabCut.png"):
         assert (run_dir / rel).read_bytes() == (ref_dir / rel).read_bytes(), rel
     csv, ref_csv = ((d / "summary.csv").read_text().splitlines() for d in (run_dir, ref_dir))
     assert csv[0] == ref_csv[0] and len(csv) == len(ref_csv) == 2
@@ -72,8 +74,8 @@ def _assert_same(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
 
 @pytest.fixture(scope="module")
 def one_process(grabcut_dir: Path, tmp_path_factory) -> tuple[Path, str]:
-    if not (REPO / "weights" / "mst_tiny_synthetic.pth").is_file():
-        pytest.skip("the built-in default weights/mst_tiny_synthetic.pth is missing")
+    if not (REPO / "weights" / DEFAULT_MODEL_FILE).is_file():
+        pytest.skip(f"the built-in default weights/{DEFAULT_MODEL_FILE} is missing")
     if not grabcut_dir.is_dir():
         pytest.skip(f"GrabCut not found at {grabcut_dir}")
     logs = tmp_path_factory.mktemp("one")
@@ -92,7 +94,7 @@ def test_torchrun_two_processes_equal_one(grabcut_dir, tmp_path, one_process) ->
     # each rank evaluated its share (its own log file) and rank 1 logged to its own file
     assert (run_dir / "eval.rank1.log").is_file()
     rank1 = (run_dir / "eval.rank1.log").read_text()
-    assert "mst_tiny_synthetic GrabCut" in rank1
+    assert f"{DEFAULT_NAME} GrabCut" in rank1
 
 
 def _children(pid: int) -> list[int]:
