@@ -24,12 +24,11 @@ from isegm.data.datasets import get_eval_dataset
 from isegm.inference import eval_settings
 from isegm.inference.batched import forward_batch
 from isegm.inference.clicker import Click
-from isegm.inference.utils import DEFAULT_MODEL_FILE
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.lockstep import evaluate_dataset_batched, precision_runner
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.results import read_sample_log
-from isegm.inference.utils import load_is_model
+from isegm.inference.utils import DEFAULT_MODEL_FILE, load_is_model
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_NAME = Path(DEFAULT_MODEL_FILE).stem  # the model label of the built-in default
