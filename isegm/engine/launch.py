@@ -74,7 +74,7 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
         allow_abbrev=True,
     )
     p.add_argument(
-        "model_path", type=str, help="experiment script, e.g. models/mst_tiny_synthetic.py"
+        "model_path", type=str, help="experiment script, e.g. models/mst_tiny_photos.py"
     )
     p.add_argument(
         "--model_base_name",

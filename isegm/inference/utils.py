@@ -13,12 +13,13 @@ __all__ = ["load_is_model", "CheckpointError", "DEFAULT_MODEL_FILE", "DEFAULT_MO
 
 #: The built-in default model, in ``weights/`` (shared by predict, the demo, the server and
 #: evaluate_model.py).
-DEFAULT_MODEL_FILE = "mst_tiny_synthetic.pth"
-#: How to make it again when it is missing (one line; weights/README.md has the details).
+DEFAULT_MODEL_FILE = "mst_tiny_photos.pth"
+#: How to make it again when it is missing (one line; README "Train" has every step).
 DEFAULT_MODEL_RECIPE = (
-    "python train.py models/mst_tiny_synthetic.py --cpu --exp-name default, then "
+    "python -m isegm.data.photos collect, then python train.py models/mst_tiny_photos.py --cpu "
+    "--exp-name default (it starts from weights/plainvit_tiny_photos.pth), then "
     "python -m isegm.model.checkpoint export "
-    "experiments/mst_tiny_synthetic/000_default/checkpoints/last.pth weights/mst_tiny_synthetic.pth"
+    "experiments/mst_tiny_photos/000_default/checkpoints/last.pth weights/mst_tiny_photos.pth"
 )
 
 
