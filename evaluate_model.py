@@ -42,21 +42,34 @@ dataset pair (``protocol_runner.py``) and the whole run (``evaluation_run.py``).
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from isegm.data.datasets import get_eval_dataset
-from isegm.inference import sharding
-from isegm.inference.eval_command import UsageError, build_parser, parse_args
-from isegm.inference.evaluation_run import run_evaluation
-from isegm.inference.protocol_runner import build_predictor, run_pair
-from isegm.inference.results import ResumeError
-from isegm.inference.run_folder import release_run
-from isegm.inference.utils import CheckpointError, load_is_model
-from isegm.utils.config import ConfigError
-from isegm.utils.exp import FolderInUseError
-from isegm.utils.log import reset_logging, setup_logging
+from isegm.inference import launcher
+
+if __name__ == "__main__" and not launcher.under_launcher() \
+        and launcher.requested_nproc(sys.argv[1:]) > 1:
+    # --nproc K: start the ranks before importing torch and the evaluator, which every rank
+    # imports anyway (about 7 s each on a 2-core CPU); the ranks check the command line
+    sys.exit(launcher.launch_local(launcher.requested_nproc(sys.argv[1:]), sys.argv[1:],
+                                   Path(__file__).resolve()))
+
+from isegm.data.datasets import get_eval_dataset  # noqa: E402
+from isegm.inference import sharding  # noqa: E402
+from isegm.inference.eval_command import UsageError, build_parser, parse_args  # noqa: E402
+from isegm.inference.evaluation_run import run_evaluation  # noqa: E402
+from isegm.inference.protocol_runner import build_predictor, run_pair  # noqa: E402
+from isegm.inference.results import ResumeError  # noqa: E402
+from isegm.inference.run_folder import release_run  # noqa: E402
+from isegm.inference.utils import CheckpointError, load_is_model  # noqa: E402
+from isegm.utils.config import ConfigError  # noqa: E402
+from isegm.utils.exp import FolderInUseError  # noqa: E402
+from isegm.utils.log import reset_logging, setup_logging  # noqa: E402
+
+#: Errors of the command line itself: every rank meets them alike, so only rank 0 reports them.
+_SAME_IN_EVERY_RANK = (UsageError, CheckpointError, ConfigError)
 
 # the names tests and benchmarks use from this script (re-exported from isegm.inference)
 __all__ = ["REPO", "UsageError", "build_parser", "build_predictor", "get_eval_dataset",
@@ -74,8 +87,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     args = None
     try:
+        mute = contextlib.ExitStack()
+        if launcher.rank_from_env() > 0:  # usage and help are printed by rank 0 only
+            mute.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            mute.enter_context(contextlib.redirect_stderr(io.StringIO()))
         try:
-            args = parse_args(argv)
+            with mute:
+                args = parse_args(argv)
         except SystemExit as e:  # argparse: usage + message already printed
             return int(e.code or 0)
         args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -85,8 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return sharding.launch_local(args.nproc, args.argv, Path(__file__).resolve())
         return run_evaluation(args, REPO, _print_line)
     except (UsageError, CheckpointError, ConfigError, ResumeError, FolderInUseError) as e:
-        msg = " ".join(str(e).split())
-        print(f"error: {msg}", file=sys.stderr, flush=True)
+        if launcher.rank_from_env() == 0 or not isinstance(e, _SAME_IN_EVERY_RANK):
+            msg = " ".join(str(e).split())
+            print(f"error: {msg}", file=sys.stderr, flush=True)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; rerun with --resume to continue",

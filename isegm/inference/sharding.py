@@ -15,8 +15,8 @@ with another number of processes. Only rank 0 prepares the run folder (lock, ``r
 moving an old run aside) and writes the outputs; the other ranks wait for it at a barrier.
 
 ``--nproc K`` starts K copies of the command line with the environment ``torchrun`` gives
-(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); when one of them
-fails, the others are stopped, as ``torchrun`` does.
+(:mod:`isegm.inference.launcher`, which imports no torch); when one of them fails, the others
+are stopped, as ``torchrun`` does.
 """
 
 from __future__ import annotations
@@ -26,25 +26,19 @@ import dataclasses
 import datetime
 import logging
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from isegm.inference.launcher import launch_local, under_launcher
 from isegm.inference.results import SampleLog, SampleRecord, atomic_write_text, read_sample_log
 
 __all__ = ["Shard", "ShardedLog", "add_arguments", "current_shard", "launch_local",
            "under_launcher"]
 
 logger = logging.getLogger(__name__)
-
-_ENV = ("RANK", "WORLD_SIZE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,11 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluation processes on this machine (gloo; the samples are "
                              "shared out, rank 0 writes the results of one process); under "
                              "torchrun the processes come from it")
-
-
-def under_launcher() -> bool:
-    """True in a process started by torchrun or :func:`launch_local`."""
-    return all(k in os.environ for k in _ENV)
 
 
 @dataclasses.dataclass
@@ -98,42 +87,6 @@ def current_shard(timeout_s: float = 6 * 3600) -> Shard:
         torch.distributed.init_process_group(
             "gloo", timeout=datetime.timedelta(seconds=timeout_s))
     return shard
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def launch_local(nproc: int, argv: Sequence[str], script: str | Path) -> int:
-    """Runs ``script argv`` as ``nproc`` ranks on this machine; returns the first non-zero exit
-    code (the others are then terminated), else 0."""
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
-           "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
-    procs = [subprocess.Popen([sys.executable, str(script), *argv],
-                              env={**env, "RANK": str(r), "LOCAL_RANK": str(r)})
-             for r in range(nproc)]
-    code = 0
-    try:
-        while procs:
-            for p in list(procs):
-                rc = p.poll()
-                if rc is None:
-                    continue
-                procs.remove(p)
-                if rc != 0 and code == 0:
-                    code = 128 - rc if rc < 0 else rc  # killed by a signal: 128 + its number
-                    for other in procs:
-                        other.send_signal(signal.SIGTERM)
-            time.sleep(0.05)
-    except KeyboardInterrupt:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait()
-        return 130
-    return code
 
 
 class ShardedLog:

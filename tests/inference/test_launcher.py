@@ -1,0 +1,39 @@
+"""``evaluate_model.py --nproc K`` starts its ranks from a launcher that imports no torch, and a
+bad command line still gives one error line (from rank 0), not one per rank."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from isegm.inference.launcher import requested_nproc
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "evaluate_model.py"
+
+
+def test_requested_nproc_reads_only_the_exact_flag() -> None:
+    assert requested_nproc(["--cpu", "--nproc", "3"]) == 3
+    assert requested_nproc(["--nproc=2", "--datasets", "GrabCut"]) == 2
+    assert requested_nproc(["--cpu"]) == 1
+    assert requested_nproc(["--nproc", "two"]) == 1  # the full parser reports it
+    assert requested_nproc(["--npro", "4"]) == 1  # abbreviations take the full parser's path
+    assert requested_nproc(["--n-clicks", "5"]) == 1
+
+
+def test_launcher_imports_no_torch() -> None:
+    code = ("import sys; import isegm.inference.launcher; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_bad_command_line_with_nproc_is_one_error_line(tmp_path: Path) -> None:
+    for extra, needle in ((["--checkpoint", str(tmp_path / "missing.pth")], "missing.pth"),
+                          (["--n-clicks", "zero"], "--n-clicks")):
+        res = subprocess.run([sys.executable, str(SCRIPT), "--cpu", "--nproc", "2",
+                              "--logs-path", str(tmp_path / "logs"), *extra],
+                             cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 2, res.stderr
+        errors = [line for line in res.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1 and needle in errors[0], res.stderr
+        assert "Traceback" not in res.stderr
