@@ -176,8 +176,7 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                 if done:
                     logger.info("%s on %s: %d of %d samples already done, %d to evaluate",
                                 label, ds_name, len(done), n, len(todo))
-                mine = shard.take(todo)
-                if mine:
+                if todo:
                     if model is None:
                         model = GrabCutPredictor() if is_grabcut(path) else \
                             load_is_model(path, device, variant=args.variant)
@@ -192,8 +191,9 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                     dataset = eval_settings.select_objects(dataset, settings)
                     vis_dir = run_dir / "vis" / safe_name(label.replace("/", "-")) / \
                         safe_name(ds_name) if args.vis else None
-                    run_pair(dataset, predictor, mine, log, args, desc=f"{label} {ds_name}",
-                             vis_dir=vis_dir, initial=len(done))
+                    run_pair(dataset, predictor, log.claim(todo), log, args,
+                             desc=f"{label} {ds_name}", vis_dir=vis_dir, initial=len(done),
+                             total=n)
                 merged = log.merge()  # every rank's samples (rank 0 writes the jsonl)
                 records = [merged[i] for i in indices if i in merged]
             if not shard.is_main:

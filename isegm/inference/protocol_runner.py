@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +82,23 @@ class _VisRecorder:
         self.objects = []
 
 
-def run_pair(dataset: Any, predictor: Any, indices: Sequence[int],
+def run_pair(dataset: Any, predictor: Any, indices: Iterable[int],
              log: SampleLog | sharding.ShardedLog,
              args: argparse.Namespace, desc: str = "", vis_dir: Path | None = None,
-             initial: int = 0) -> int:
+             initial: int = 0, total: int | None = None) -> int:
     """Evaluates ``indices`` of a dataset, appending each finished sample to ``log``.
+
+    ``indices`` may be an iterator (the samples a rank claims one at a time); then ``total``
+    (all samples of the pair) sizes the progress bar.
 
     Returns:
         Number of samples that could not be read.
     """
     vis = _VisRecorder() if vis_dir is not None else None
     errors = 0
-    bar = progress_bar(total=initial + len(indices), desc=desc, initial=initial, logger=logger)
+    if total is None:
+        total = initial + len(indices)  # type: ignore[arg-type]
+    bar = progress_bar(total=total, desc=desc, initial=initial, logger=logger)
     try:
         results = lockstep.evaluate_dataset_batched(
             dataset, predictor, indices=indices, seed=args.seed, batch_size=args.batch_size,

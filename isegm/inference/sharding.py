@@ -1,13 +1,15 @@
 """Evaluation over several processes (``torchrun`` or ``evaluate_model.py --nproc K``).
 
-The samples still to evaluate are dealt out round-robin over the ranks (rank ``r`` takes every
-``K``-th one, starting at ``r``). Each rank appends its finished samples to its own per-sample
-log, ``ious/<pair>.rank<r>.jsonl``, synced sample by sample as the one-process log is; after a
-model x dataset pair, every rank waits at a barrier (gloo) and rank 0 merges all logs into
-``ious/<pair>.jsonl`` in dataset order, the file a one-process run writes, then deletes the rank
-logs. From the merged records rank 0 writes exactly the summary, CSV/JSON, IoU arrays and plots
-of a one-process run (the numbers do not depend on which process evaluated a sample: each
-object's clicks depend only on its sample, and random clicks are seeded per object).
+The samples still to evaluate are claimed one at a time from a counter the ranks share
+(:meth:`ShardedLog.claim`), so a rank whose objects need fewer clicks takes more of them and
+no rank waits for another's fixed share. Each rank appends its finished samples to its own
+per-sample log, ``ious/<pair>.rank<r>.jsonl``, synced sample by sample as the one-process log
+is; after a model x dataset pair, every rank waits at a barrier (gloo) and rank 0 merges all
+logs into ``ious/<pair>.jsonl`` in dataset order, the file a one-process run writes, then
+deletes the rank logs. From the merged records rank 0 writes exactly the summary, CSV/JSON,
+IoU arrays and plots of a one-process run (the numbers do not depend on which process
+evaluated a sample: each object's clicks depend only on its sample, and random clicks are
+seeded per object).
 
 Resuming: the samples already done are read from every log present (the merged one and any
 rank's, whatever the number of ranks was), so ``--resume`` works after any rank was killed and
@@ -24,9 +26,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import fcntl
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +63,6 @@ class Shard:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def take(self, todo: Sequence[int]) -> list[int]:
-        """This rank's share of the samples ``todo`` (round robin)."""
-        return list(todo[self.rank :: self.world])
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -111,6 +110,35 @@ class ShardedLog:
                 self.records.update(read_sample_log(other))
         self._log = SampleLog(self._rank_path(shard.rank), resume=resume)
         self.records.update(self._log.records)
+        if shard.is_main:
+            self._claims_path().unlink(missing_ok=True)  # a killed run's counter
+        # every rank has read the same logs (and rank 0 removed the old counter) before any
+        # rank appends or claims: they all compute the same samples still to do
+        shard.barrier()
+
+    def _claims_path(self) -> Path:
+        return self.path.with_name(f"{self.path.stem}.claims")
+
+    def claim(self, todo: Sequence[int]) -> Iterator[int]:
+        """The samples of ``todo`` this rank evaluates, claimed one at a time from a counter
+        shared by the ranks (one byte appended per claim to ``<pair>.claims`` under ``flock``),
+        so a rank that finishes its objects early takes more: no rank waits for another's
+        fixed share. Every rank passes the same ``todo``."""
+        if self.shard.world == 1:
+            yield from todo
+            return
+        with open(self._claims_path(), "ab") as counter:
+            while True:
+                fcntl.flock(counter, fcntl.LOCK_EX)
+                try:
+                    position = counter.seek(0, os.SEEK_END)
+                    if position >= len(todo):
+                        return
+                    counter.write(b".")
+                    counter.flush()
+                finally:
+                    fcntl.flock(counter, fcntl.LOCK_UN)
+                yield todo[position]
 
     def _rank_path(self, rank: int) -> Path:
         return self.path.with_name(f"{self.path.stem}.rank{rank}.jsonl")
@@ -142,6 +170,7 @@ class ShardedLog:
             for log in logs:
                 if log != self.path:
                     log.unlink()
+            self._claims_path().unlink(missing_ok=True)
         self.shard.barrier()  # nobody reads a rank log rank 0 is deleting
         self.records = records
         return records

@@ -173,4 +173,22 @@ def test_sharded_log_merges_in_dataset_order(tmp_path) -> None:
     one = ShardedLog(tmp_path / "single.jsonl", resume=False, shard=Shard())
     one.append(SampleRecord(index=0, name="x"))
     assert one.merge()[0].name == "x" and (tmp_path / "single.jsonl").is_file()
-    assert Shard(rank=1, world=3).take([10, 11, 12, 13, 14, 15, 16]) == [11, 14]
+    assert list(one.claim([3, 5])) == [3, 5]
+
+
+def test_ranks_claim_each_sample_once(tmp_path) -> None:
+    """Two ranks claiming from the shared counter, in any interleaving, split the samples
+    without a gap or a repeat; rank 0 removes a killed run's counter when the pair starts."""
+    path = tmp_path / "pair.jsonl"
+    path.with_name("pair.claims").write_bytes(b"...")  # left by a killed run
+    rank0 = ShardedLog(path, resume=True, shard=_NoBarrier(rank=0, world=2))
+    rank1 = ShardedLog(path, resume=True, shard=_NoBarrier(rank=1, world=2))
+    todo = [2, 3, 5, 7, 11, 13, 17]
+    a, b = rank0.claim(todo), rank1.claim(todo)
+    got0, got1 = [next(a)], [next(b), next(b), next(b)]
+    got0 += list(a)
+    got1 += list(b)
+    assert sorted(got0 + got1) == todo and len(got0) == 4 and len(got1) == 3
+    assert got0[0] == 2 and got1[0] == 3
+    rank0.merge()
+    assert not path.with_name("pair.claims").exists()
