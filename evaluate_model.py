@@ -49,15 +49,13 @@ from pathlib import Path
 
 from isegm.inference import launcher
 
-if __name__ == "__main__" and not launcher.under_launcher() \
-        and launcher.requested_nproc(sys.argv[1:]) > 1:
+_NPROC = launcher.requested_nproc(sys.argv[1:]) if __name__ == "__main__" else 1
+if _NPROC > 1 and not launcher.under_launcher():
     # --nproc K: start the ranks before importing torch and the evaluator, which every rank
     # imports anyway (about 7 s each on a 2-core CPU); the ranks check the command line
-    sys.exit(launcher.launch_local(launcher.requested_nproc(sys.argv[1:]), sys.argv[1:],
-                                   Path(__file__).resolve()))
+    sys.exit(launcher.launch_local(_NPROC, sys.argv[1:], Path(__file__).resolve()))
 
 from isegm.data.datasets import get_eval_dataset  # noqa: E402
-from isegm.inference import sharding  # noqa: E402
 from isegm.inference.eval_command import UsageError, build_parser, parse_args  # noqa: E402
 from isegm.inference.evaluation_run import run_evaluation  # noqa: E402
 from isegm.inference.protocol_runner import build_predictor, run_pair  # noqa: E402
@@ -99,8 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.argv = list(sys.argv[1:] if argv is None else argv)
         if args.nproc < 1:
             raise UsageError("--nproc must be >= 1")
-        if args.nproc > 1 and not sharding.under_launcher():  # start the ranks, then wait
-            return sharding.launch_local(args.nproc, args.argv, Path(__file__).resolve())
+        if args.nproc > 1 and not launcher.under_launcher():  # start the ranks, then wait
+            return launcher.launch_local(args.nproc, args.argv, Path(__file__).resolve())
         return run_evaluation(args, REPO, _print_line)
     except (UsageError, CheckpointError, ConfigError, ResumeError, FolderInUseError) as e:
         if launcher.rank_from_env() == 0 or not isinstance(e, _SAME_IN_EVERY_RANK):

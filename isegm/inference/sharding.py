@@ -35,11 +35,10 @@ from typing import Any
 
 import torch
 
-from isegm.inference.launcher import launch_local, under_launcher
+from isegm.inference.launcher import under_launcher
 from isegm.inference.results import SampleLog, SampleRecord, atomic_write_text, read_sample_log
 
-__all__ = ["Shard", "ShardedLog", "add_arguments", "current_shard", "launch_local",
-           "under_launcher"]
+__all__ = ["Shard", "ShardedLog", "add_arguments", "current_shard"]
 
 logger = logging.getLogger(__name__)
 

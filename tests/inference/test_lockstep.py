@@ -19,6 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from eval_run_checks import (  # tests/inference is on sys.path
+    REPO,
+    assert_same_run,
+    run_folder,
+    skip_without_default_or_grabcut,
+)
 
 from isegm.data.datasets import get_eval_dataset
 from isegm.inference import eval_settings
@@ -27,12 +33,7 @@ from isegm.inference.clicker import Click
 from isegm.inference.evaluation import evaluate_dataset
 from isegm.inference.lockstep import evaluate_dataset_batched, precision_runner
 from isegm.inference.predictor import NoBRSPredictor
-from isegm.inference.results import read_sample_log
-from isegm.inference.utils import DEFAULT_MODEL_FILE, load_is_model
-
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_NAME = Path(DEFAULT_MODEL_FILE).stem  # the model label of the built-in default
-TIMING_KEYS = {"spc", "time_s", "time", "reused_samples", "evaluated_samples"}
+from isegm.inference.utils import load_is_model
 
 
 def _load_script():
@@ -118,49 +119,17 @@ def _args(grabcut_dir: Path, logs: Path, limit: int, batch: int) -> list:
             "--logs-path", logs, "--batch-size", batch, "--vis"]
 
 
-def _run_dir(logs: Path) -> Path:
-    (run_dir,) = [p for p in logs.iterdir() if p.is_dir()]
-    return run_dir
-
-
-def _table(out: str) -> list[list[str]]:
-    """The printed table's rows without the timing columns (SPC, Time)."""
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
-            if line.startswith("| ")]
-    return [r[:-3] + r[-1:] for r in rows]
-
-
-def _records(run_dir: Path) -> list[str]:
-    log = read_sample_log(next((run_dir / "ious").glob("*.jsonl")))
-    out = []
-    for i in sorted(log):
-        log[i].elapsed = 0.0
-        out.append(log[i].to_json())
-    return out
-
-
 @pytest.fixture(scope="module")
 def batch1(grabcut_dir: Path, tmp_path_factory) -> tuple[Path, str]:
-    if not (REPO / "weights" / DEFAULT_MODEL_FILE).is_file():
-        pytest.skip(f"the built-in default weights/{DEFAULT_MODEL_FILE} is missing")
-    if not grabcut_dir.is_dir():
-        pytest.skip(f"GrabCut not found at {grabcut_dir}")
+    skip_without_default_or_grabcut(grabcut_dir)
     logs = tmp_path_factory.mktemp("batch1")
     code, out, err = _run(_args(grabcut_dir, logs, 4, 1))
     assert code == 0, err
-    return _run_dir(logs), out
+    return run_folder(logs), out
 
 
 def _assert_same_results(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
-    assert run_dir.name == ref_dir.name  # --batch-size does not change the run's identity
-    assert _table(out) == _table(ref_out) and len(_table(out)) == 2
-    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
-    ref_rows = json.loads((ref_dir / "summary.json").read_text())["rows"]
-    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows] == \
-        [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ref_rows]
-    assert _records(run_dir) == _records(ref_dir)
-    for rel in (f"ious/{DEFAULT_NAME}_GrabCut.npz", "plots/GrabCut.png"):
-        assert (run_dir / rel).read_bytes() == (ref_dir / rel).read_bytes(), rel
+    assert_same_run(run_dir, out, ref_dir, ref_out)
     vis = sorted(p.relative_to(run_dir) for p in (run_dir / "vis").rglob("*.jpg"))
     assert vis == sorted(p.relative_to(ref_dir) for p in (ref_dir / "vis").rglob("*.jpg"))
     assert len(vis) == 4
@@ -172,7 +141,7 @@ def test_float32_default_same_noc_table_and_files(grabcut_dir, tmp_path, batch1)
     logs = tmp_path / "b3"
     code, out, err = _run(_args(grabcut_dir, logs, 4, 3))
     assert code == 0, err
-    _assert_same_results(_run_dir(logs), out, *batch1)
+    _assert_same_results(run_folder(logs), out, *batch1)
 
 
 def test_batched_run_resumes_with_another_batch_size(grabcut_dir, tmp_path, batch1) -> None:
@@ -181,7 +150,7 @@ def test_batched_run_resumes_with_another_batch_size(grabcut_dir, tmp_path, batc
     assert code == 0, err
     code, out, err = _run(_args(grabcut_dir, logs, 4, 3) + ["--resume"])
     assert code == 0, err
-    run_dir = _run_dir(logs)
+    run_dir = run_folder(logs)
     row = json.loads((run_dir / "summary.json").read_text())["rows"][0]
     assert (row["reused_samples"], row["evaluated_samples"]) == (2, 2)
     _assert_same_results(run_dir, out, *batch1)
@@ -196,7 +165,7 @@ def test_precision_flags(grabcut_dir, tmp_path, batch1) -> None:
 
     code, _, err = _run(_args(grabcut_dir, tmp_path / "bf16", 1, 2) + ["--precision", "bf16"])
     assert code == 0, err
-    run_dir = _run_dir(tmp_path / "bf16")
+    run_dir = run_folder(tmp_path / "bf16")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["rows"][0]["precision"] == "bf16"
     assert summary["key_options"]["precision"] == "bf16"

@@ -14,15 +14,19 @@ import time
 from pathlib import Path
 
 import pytest
+from eval_run_checks import (  # tests/inference is on sys.path
+    DEFAULT_NAME,
+    REPO,
+    assert_same_run,
+    records,
+    run_folder,
+    skip_without_default_or_grabcut,
+)
 
 from isegm.inference.results import SampleRecord, read_sample_log
 from isegm.inference.sharding import Shard, ShardedLog
-from isegm.inference.utils import DEFAULT_MODEL_FILE
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_NAME = Path(DEFAULT_MODEL_FILE).stem  # the model label of the built-in default
 SCRIPT = REPO / "evaluate_model.py"
-TIMING_KEYS = {"spc", "time_s", "time", "reused_samples", "evaluated_samples"}
 N = 6
 
 
@@ -37,36 +41,9 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, **kw)
 
 
-def _run_dir(logs: Path) -> Path:
-    (run_dir,) = [p for p in logs.iterdir() if p.is_dir()]
-    return run_dir
-
-
-def _table(out: str) -> list[str]:
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
-            if line.startswith("| ")]
-    return [" ".join(r[:-3] + r[-1:]) for r in rows]  # without SPC and Time
-
-
-def _records(run_dir: Path) -> list[str]:
-    log = read_sample_log(run_dir / "ious" / f"{DEFAULT_NAME}_GrabCut.jsonl")
-    out = []
-    for i in sorted(log):
-        log[i].elapsed = 0.0
-        out.append(log[i].to_json())
-    return out
-
-
 def _assert_same(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
-    assert run_dir.name == ref_dir.name
-    assert _table(out) == _table(ref_out) and len(_table(out)) == 2
-    rows = json.loads((run_dir / "summary.json").read_text())["rows"]
-    ref = json.loads((ref_dir / "summary.json").read_text())["rows"]
-    assert [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in rows] == \
-        [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in ref]
-    assert _records(run_dir) == _records(ref_dir) and len(_records(run_dir)) == N
-    for rel in (f"ious/{DEFAULT_NAME}_GrabCut.npz", "plots/GrabCut.png"):
-        assert (run_dir / rel).read_bytes() == (ref_dir / rel).read_bytes(), rel
+    assert_same_run(run_dir, out, ref_dir, ref_out)
+    assert len(records(run_dir)) == N
     csv, ref_csv = ((d / "summary.csv").read_text().splitlines() for d in (run_dir, ref_dir))
     assert csv[0] == ref_csv[0] and len(csv) == len(ref_csv) == 2
     assert not list((run_dir / "ious").glob("*.rank*.jsonl"))  # merged and removed
@@ -74,14 +51,11 @@ def _assert_same(run_dir: Path, out: str, ref_dir: Path, ref_out: str) -> None:
 
 @pytest.fixture(scope="module")
 def one_process(grabcut_dir: Path, tmp_path_factory) -> tuple[Path, str]:
-    if not (REPO / "weights" / DEFAULT_MODEL_FILE).is_file():
-        pytest.skip(f"the built-in default weights/{DEFAULT_MODEL_FILE} is missing")
-    if not grabcut_dir.is_dir():
-        pytest.skip(f"GrabCut not found at {grabcut_dir}")
+    skip_without_default_or_grabcut(grabcut_dir)
     logs = tmp_path_factory.mktemp("one")
     res = _run([sys.executable, str(SCRIPT), *_args(grabcut_dir, logs)])
     assert res.returncode == 0, res.stderr
-    return _run_dir(logs), res.stdout
+    return run_folder(logs), res.stdout
 
 
 def test_torchrun_two_processes_equal_one(grabcut_dir, tmp_path, one_process) -> None:
@@ -89,7 +63,7 @@ def test_torchrun_two_processes_equal_one(grabcut_dir, tmp_path, one_process) ->
     res = _run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", "2", str(SCRIPT), *_args(grabcut_dir, logs)])
     assert res.returncode == 0, res.stderr[-3000:]
-    run_dir = _run_dir(logs)
+    run_dir = run_folder(logs)
     _assert_same(run_dir, res.stdout, *one_process)
     # each rank evaluated its share (its own log file) and rank 1 logged to its own file
     assert (run_dir / "eval.rank1.log").is_file()
@@ -135,7 +109,7 @@ def test_nproc_resumes_after_rank_1_is_killed(grabcut_dir, tmp_path, one_process
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
-    run_dir = _run_dir(logs)
+    run_dir = run_folder(logs)
     assert not (run_dir / "summary.json").exists()
     partial = read_sample_log(next((run_dir / "ious").glob("*.rank1.jsonl")))
     assert 1 <= len(partial) < N
