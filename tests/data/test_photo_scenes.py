@@ -250,3 +250,55 @@ def test_synthetic_fraction_mixes_procedural_scenes(photos_dir):
     assert 0.12 < share < 0.38
     with pytest.raises(ValueError, match="synthetic_fraction"):
         PhotoScenesDataset(photos_dir, synthetic_fraction=1.5, **kwargs)
+
+
+def test_scale_probs_set_the_object_sizes_of_training_scenes(photos_dir):
+    """``scale_probs`` decides how big the objects are: all-large scenes have larger objects
+    than all-small ones (visible areas, so occlusion is included); bad mixes are refused."""
+    from isegm.data.datasets.synthetic import scale_area_bounds
+
+    def object_areas(probs):
+        ds = PhotoScenesDataset(photos_dir, num_samples=8, image_size=96, seed=3,
+                                scale_probs=probs, objects_per_image=(1, 1))
+        return [int(np.count_nonzero(ds.get_sample(i).gt_mask())) for i in range(8)]
+
+    small_high = scale_area_bounds("small", 96, 96)[1]
+    large_low = scale_area_bounds("large", 96, 96)[0]
+    # medians: a merged-superpixel region only roughly follows its target area
+    assert np.median(object_areas((1.0, 0.0, 0.0))) < small_high
+    assert np.median(object_areas((0.0, 0.0, 1.0))) > large_low
+    for bad in [(0.5, 0.5), (0.5, 0.6, -0.1), (0.2, 0.2, 0.2)]:
+        with pytest.raises(ValueError, match="scale_probs"):
+            PhotoScenesDataset(photos_dir, scale_probs=bad)
+
+
+@pytest.mark.parametrize("scale", ["SMALL", "MEDIUM", "LARGE"])
+def test_photo_scene_scale_splits_hold_targets_of_that_scale(photos_dir, scale):
+    from isegm.data.datasets.synthetic import object_scale
+
+    ds = get_eval_dataset(f"PhotoScenes{scale}", {"PHOTOS_PATH": str(photos_dir)},
+                          num_samples=4, image_size=96)
+    assert ds.name == f"PhotoScenes{scale}"
+    for i in range(len(ds)):
+        area = int(ds.get_sample(i).gt_mask().sum())
+        assert object_scale(area, 96, 96) == scale.lower()
+
+
+def test_bigobject_stage_continues_each_model_with_the_same_budget(photos_dir):
+    """Stage 3: MST and control share data and budget, each starts from its own stage-2
+    weights, and the training scenes use the big-object mix (validation keeps the default)."""
+    import runpy
+    from types import SimpleNamespace
+
+    from isegm.engine.recipes import BIG_OBJECT_SCALE_PROBS
+
+    root = Path(__file__).resolve().parents[2] / "models"
+    mst = runpy.run_path(str(root / "mst_tiny_photos_bigobjects.py"))
+    control = runpy.run_path(str(root / "plainvit_tiny_photos_bigobjects.py"))
+    cfg = SimpleNamespace(PHOTOS_PATH=str(photos_dir), seed=0, img_size=None)
+    (train_mst, loss_mst), (train_ctl, loss_ctl) = (mst["get_train_config"](cfg),
+                                                    control["get_train_config"](cfg))
+    assert train_mst == train_ctl and loss_ctl.token_weight == 0 < loss_mst.token_weight
+    train, val = mst["get_datasets"](cfg)
+    assert train.scale_probs == BIG_OBJECT_SCALE_PROBS
+    assert val.scale_probs == PhotoScenesDataset(photos_dir).scale_probs != train.scale_probs

@@ -55,6 +55,12 @@ EVAL_DATASETS: dict[str, tuple[type[ISDataset], str | None, dict[str, Any]]] = {
     "SyntheticLARGE": (SyntheticEvalDataset, None, {"scale": "large", "num_samples": 100}),
     # scenes composed from the held-out photographs of PHOTOS_PATH (isegm.data.photos)
     "PhotoScenes": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "all", "num_samples": 150}),
+    "PhotoScenesSMALL": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "small",
+                                                                 "num_samples": 50}),
+    "PhotoScenesMEDIUM": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "medium",
+                                                                  "num_samples": 50}),
+    "PhotoScenesLARGE": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "large",
+                                                                 "num_samples": 50}),
 }
 
 

@@ -39,6 +39,7 @@ from ..masks import labels_with_sizes
 from ..photos import list_photos
 from ..sample import DSample
 from .synthetic import (
+    _ALL_SCALE_PROBS,
     SCALES,
     ImageSize,
     _hw,
@@ -398,6 +399,8 @@ class PhotoScenesDataset(ISDataset):
         synthetic_fraction: share of scenes drawn instead from the procedural renderer of
             :mod:`.synthetic` (flat textures), so that a model trained here keeps what the
             synthetic scenes taught it.
+        scale_probs: how often each of small / medium / large is drawn per object with
+            ``scale='all'`` (default that of the synthetic scenes, 0.4 / 0.35 / 0.25).
         **kwargs: :class:`ISDataset` arguments (augmentator, points_sampler, ...).
     """
 
@@ -407,9 +410,15 @@ class PhotoScenesDataset(ISDataset):
                  image_size: ImageSize = 224, seed: int = 0, scale: str = "all",
                  objects_per_image: tuple[int, int] = (2, 6),
                  kinds: Sequence[str] = OBJECT_KINDS, val_fraction: float = 0.15,
-                 synthetic_fraction: float = 0.0, **kwargs: Any) -> None:
+                 synthetic_fraction: float = 0.0,
+                 scale_probs: Sequence[float] = _ALL_SCALE_PROBS, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.library = PhotoLibrary(photos_path, split, val_fraction)
+        probs = np.asarray(scale_probs, np.float64)
+        if probs.shape != (len(SCALES),) or (probs < 0).any() or abs(probs.sum() - 1) > 1e-6:
+            raise ValueError(f"scale_probs must be {len(SCALES)} non-negative numbers summing "
+                             f"to 1 (small, medium, large), got {tuple(scale_probs)}")
+        self.scale_probs = tuple(probs.tolist())
         self.image_size = _hw(image_size)
         self.scale, self.objects_per_image, self.kinds = \
             _check_options(scale, objects_per_image, kinds)
@@ -423,7 +432,7 @@ class PhotoScenesDataset(ISDataset):
         height, width = self.image_size
         synthetic = rng.random() < self.synthetic_fraction
         count = int(rng.integers(self.objects_per_image[0], self.objects_per_image[1] + 1))
-        scales = _object_scales(rng, count, self.scale)
+        scales = _object_scales(rng, count, self.scale, self.scale_probs)
         if synthetic:
             image, labels = render_scene(rng, height, width, scales)
         else:

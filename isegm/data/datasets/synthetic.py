@@ -21,6 +21,7 @@ Training and evaluation scenes come from different seed streams, so they never c
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Union
 
 import cv2
@@ -266,9 +267,11 @@ def _check_scale(scale: str, allowed: tuple[str, ...]) -> str:
     return scale
 
 
-def _object_scales(rng: np.random.Generator, count: int, scale: str) -> list[str]:
+def _object_scales(rng: np.random.Generator, count: int, scale: str,
+                   probs: Sequence[float] = _ALL_SCALE_PROBS) -> list[str]:
+    """``count`` object scales: all ``scale``, or drawn with ``probs`` for ``scale='all'``."""
     if scale == "all":
-        return [SCALES[int(i)] for i in rng.choice(len(SCALES), size=count, p=_ALL_SCALE_PROBS)]
+        return [SCALES[int(i)] for i in rng.choice(len(SCALES), size=count, p=probs)]
     return [scale] * count
 
 
