@@ -18,7 +18,6 @@ import torch
 
 from .points_sampler import MultiPointSampler
 from .sample import DSample
-from .transforms import seed_transform
 
 __all__ = ["DatasetError", "ISDataset"]
 
@@ -149,6 +148,9 @@ class ISDataset(torch.utils.data.Dataset):
         """Augment until at least one object survives (or the empty sample may be kept)."""
         if self.augmentator is None:
             return sample
+        # imported here: albumentations costs about 1 s to import, and evaluation never augments
+        from .transforms import seed_transform
+
         for _ in range(MAX_AUGMENT_ATTEMPTS):
             seed_transform(self.augmentator, int(rng.integers(2**63)))
             sample.augment(self.augmentator)

@@ -84,7 +84,7 @@ def test_registry_covers_the_cli_names():
     expected = {"GrabCut", "Berkeley", "DAVIS", "COCO_MVal", "PascalVOC", "SBD", "SBD_Train",
                 "LoveDA", "LoveDASMALL", "LoveDAMEDIUM", "LoveDALARGE", "LoveDAHUGE",
                 "HQSeg44k", "SyntheticSMALL", "SyntheticMEDIUM", "SyntheticLARGE", "Synthetic",
-                "PhotoScenes"}
+                "PhotoScenes", "PhotoScenesSMALL", "PhotoScenesMEDIUM", "PhotoScenesLARGE"}
     assert set(EVAL_DATASETS) == expected
     loveda_keys = {EVAL_DATASETS[n][1] for n in expected if n.startswith("LoveDA")}
     assert loveda_keys == {"IS_LoveDA_PATH"}

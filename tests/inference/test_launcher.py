@@ -27,6 +27,17 @@ def test_launcher_imports_no_torch() -> None:
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
+def test_evaluation_and_predictor_do_not_import_the_augmentations() -> None:
+    """albumentations costs about 1 s per process (K ranks pay it K times); only training
+    augments, and the package's re-exports still work."""
+    code = ("import sys; import isegm.inference.eval_command, isegm.inference.evaluation_run, "
+            "isegm.inference.protocol_runner, isegm.predict, isegm.data.datasets; "
+            "loaded = 'albumentations' in sys.modules; "
+            "from isegm.data import train_augmentator; "
+            "sys.exit(1 if loaded or 'albumentations' not in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
 def test_bad_command_line_with_nproc_is_one_error_line(tmp_path: Path) -> None:
     for extra, needle in ((["--checkpoint", str(tmp_path / "missing.pth")], "missing.pth"),
                           (["--n-clicks", "zero"], "--n-clicks")):
