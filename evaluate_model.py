@@ -7,7 +7,7 @@
 
 Every object of every sample of each dataset is evaluated with each checkpoint (a file, a
 comma-separated list, a folder of ``*.pth`` or ``--exp-path``; default: the built-in
-``weights/mst_tiny_photos.pth``). The NoBRS predictor zooms on the object
+``weights/mst_tiny_photos_bigobjects.pth``). The NoBRS predictor zooms on the object
 (``--inference_size``), averages with the flipped input and optionally runs cascade-forward
 refinement (``--cf-n/--acf/--cf-click``). One table row is printed per model x dataset.
 ``--batch-size N`` runs N objects in lockstep, one batched forward per click step, with the

@@ -3,7 +3,7 @@
 Python API::
 
     from isegm.predict import Predictor
-    predictor = Predictor("weights/mst_tiny_photos.pth", device="cpu")
+    predictor = Predictor("weights/mst_tiny_photos_bigobjects.pth", device="cpu")
     predictor.set_image(rgb)                                  # HxWx3 uint8, once per image
     mask, prob = predictor.predict([(120, 80, True)])         # (x, y, is_positive) in pixels
     mask, prob = predictor.predict([(120, 80, True), (200, 40, False)])
@@ -366,7 +366,7 @@ class Predictor:
     Args:
         checkpoint: checkpoint path, an already built model (``net(image, points)``, see
             :class:`~isegm.inference.predictor.NoBRSPredictor`), or None for the built-in
-            default ``weights/mst_tiny_photos.pth``.
+            default ``weights/mst_tiny_photos_bigobjects.pth``.
         device: 'cpu', 'cuda:0', ... (a model given as a module is moved there).
         limit_longest_size: images with a longer side are downscaled to it for the network
             (None or 0: never).

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 
 from isegm.data.base import DatasetError
@@ -106,7 +107,10 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
     """
     cfg = load_config(args.config_path)
     if args.threads:
+        # OpenCV too (the clicker's and ZoomIn's image operations): its default of one thread
+        # per core oversubscribes the cores when --nproc ranks share them
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     device = choose_device(args)
     try:
         lockstep.check_precision(args.precision, device)

@@ -13,13 +13,14 @@ __all__ = ["load_is_model", "CheckpointError", "DEFAULT_MODEL_FILE", "DEFAULT_MO
 
 #: The built-in default model, in ``weights/`` (shared by predict, the demo, the server and
 #: evaluate_model.py).
-DEFAULT_MODEL_FILE = "mst_tiny_photos.pth"
+DEFAULT_MODEL_FILE = "mst_tiny_photos_bigobjects.pth"
 #: How to make it again when it is missing (one line; README "Train" has every step).
 DEFAULT_MODEL_RECIPE = (
-    "python -m isegm.data.photos collect, then python train.py models/mst_tiny_photos.py --cpu "
-    "--exp-name default (it starts from weights/plainvit_tiny_photos.pth), then "
-    "python -m isegm.model.checkpoint export "
-    "experiments/mst_tiny_photos/000_default/checkpoints/last.pth weights/mst_tiny_photos.pth"
+    "python -m isegm.data.photos collect, then python train.py "
+    "models/mst_tiny_photos_bigobjects.py --cpu --exp-name default (it starts from "
+    "weights/mst_tiny_photos.pth), then python -m isegm.model.checkpoint export "
+    "experiments/mst_tiny_photos_bigobjects/000_default/checkpoints/last.pth "
+    "weights/mst_tiny_photos_bigobjects.pth"
 )
 
 
