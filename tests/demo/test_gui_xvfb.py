@@ -112,7 +112,23 @@ class Demo:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.window = xdotool(display, "search", "--sync", "--name", TITLE).splitlines()[0]
+        self.window = self._wait_for_window()
+
+    def _wait_for_window(self) -> str:
+        """The demo's window id; fails at once with the demo's log if it exits first (a plain
+        ``xdotool search --sync`` would wait the whole safety timeout for a dead process)."""
+        deadline = time.monotonic() + SAFETY_S
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"demo exited with {self.proc.returncode} before showing its "
+                            f"window:\n{self.log()}")
+            found = subprocess.run(["xdotool", "search", "--name", TITLE],
+                                   env=dict(os.environ, DISPLAY=self.display),
+                                   capture_output=True, text=True, timeout=30)
+            if found.returncode == 0 and found.stdout.strip():
+                return found.stdout.split()[0]
+            time.sleep(0.2)
+        pytest.fail(f"no demo window after {SAFETY_S:.0f} s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text()
