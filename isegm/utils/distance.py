@@ -34,6 +34,11 @@ def exact_distance_transform(region: np.ndarray) -> np.ndarray:
     border counting as outside (the mask is padded with one pixel of background: the click
     protocol's rule).
 
+    Only the bounding box of the region is transformed: for a pixel inside the box, the nearest
+    outside pixel is never beyond the one-pixel ring around the box (moving a point onto the
+    ring's rectangle brings it no farther), so the result is the same on every pixel, and the
+    clicker's error regions, usually small after the first clicks, cost a fraction of the image.
+
     Args:
         region: ``[H, W]`` bool (or 0/1) mask.
 
@@ -42,10 +47,20 @@ def exact_distance_transform(region: np.ndarray) -> np.ndarray:
         ``n`` the exact integer squared distance. The same on every machine and thread count.
     """
     mask = np.asarray(region).astype(np.uint8, copy=False)
+    rows = np.flatnonzero(mask.any(axis=1))
+    out = np.zeros(mask.shape, np.float32)
+    if rows.size == 0:
+        return out
+    cols = np.flatnonzero(mask.any(axis=0))
+    box = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    out[box] = _padded_transform(mask[box])
+    return out
+
+
+def _padded_transform(mask: np.ndarray) -> np.ndarray:
+    """:func:`exact_distance_transform` of a non-empty uint8 mask, on all of it."""
     padded = np.pad(mask, 1)
     dist = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
-    if dist.size == 0:
-        return dist
     if float(dist.max()) < _CV2_EXACT_LIMIT:
         squared = np.multiply(dist, dist)
         rounded = np.rint(squared)

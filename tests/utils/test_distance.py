@@ -88,3 +88,18 @@ def test_empty_and_full_border_cases() -> None:
     assert exact_distance_transform(np.zeros((5, 7), bool)).max() == 0
     np.testing.assert_array_equal(exact_distance_transform(np.ones((1, 1), bool)), [[1.0]])
     assert exact_distance_transform(np.zeros((0, 4), bool)).shape == (0, 4)
+
+
+@pytest.mark.parametrize("corner", [(40, 60), (0, 90), (100, 0), (113, 171)])
+def test_small_regions_equal_the_whole_image_transform(corner, scipy_calls: list) -> None:
+    """Only the region's bounding box is transformed; away from the border, against one border
+    and in a corner, every pixel still equals the transform of the whole image."""
+    rng = np.random.default_rng(corner[0] * 1000 + corner[1])
+    region = np.zeros((120, 180), bool)
+    y, x = corner
+    blob = rng.random((min(30, 120 - y), min(40, 180 - x))) < 0.8
+    region[y:y + blob.shape[0], x:x + blob.shape[1]] = blob
+    region[y + 2, x + 3] = True  # never empty
+    out = exact_distance_transform(region)
+    assert out.shape == region.shape and scipy_calls == []
+    np.testing.assert_array_equal(out, _reference(region))
