@@ -310,8 +310,7 @@ def photo_datasets(cfg: Any, crop: int, num_train: int = 20000, num_val: int = 6
     common = dict(image_size=crop, points_sampler=sampler, min_object_area=8)
     train = PhotoScenesDataset(
         root, split="train", num_samples=num_train, seed=cfg.seed, synthetic_fraction=0.25,
-        **({} if scale_probs is None else {"scale_probs": scale_probs}),
-        augmentator=train_augmentator(crop, **RECIPE_224), **common,
+        scale_probs=scale_probs, augmentator=train_augmentator(crop, **RECIPE_224), **common,
     )
     val = PhotoScenesDataset(
         root, split="val", num_samples=num_val, seed=cfg.seed + 1000,

@@ -400,7 +400,7 @@ class PhotoScenesDataset(ISDataset):
             :mod:`.synthetic` (flat textures), so that a model trained here keeps what the
             synthetic scenes taught it.
         scale_probs: how often each of small / medium / large is drawn per object with
-            ``scale='all'`` (default that of the synthetic scenes, 0.4 / 0.35 / 0.25).
+            ``scale='all'`` (None: that of the synthetic scenes, 0.4 / 0.35 / 0.25).
         **kwargs: :class:`ISDataset` arguments (augmentator, points_sampler, ...).
     """
 
@@ -411,9 +411,10 @@ class PhotoScenesDataset(ISDataset):
                  objects_per_image: tuple[int, int] = (2, 6),
                  kinds: Sequence[str] = OBJECT_KINDS, val_fraction: float = 0.15,
                  synthetic_fraction: float = 0.0,
-                 scale_probs: Sequence[float] = _ALL_SCALE_PROBS, **kwargs: Any) -> None:
+                 scale_probs: Sequence[float] | None = None, **kwargs: Any) -> None:
         super().__init__(seed=seed, **kwargs)
         self.library = PhotoLibrary(photos_path, split, val_fraction)
+        scale_probs = _ALL_SCALE_PROBS if scale_probs is None else scale_probs
         probs = np.asarray(scale_probs, np.float64)
         if probs.shape != (len(SCALES),) or (probs < 0).any() or abs(probs.sum() - 1) > 1e-6:
             raise ValueError(f"scale_probs must be {len(SCALES)} non-negative numbers summing "
