@@ -331,17 +331,24 @@ def photo_recipe(
     init: tuple[str, str] | None,
     epochs: int,
     milestones: tuple[int, ...],
+    scale_probs: tuple[float, float, float] | None = None,
 ) -> Recipe:
-    """Tiny models on photo scenes (:func:`photo_datasets`) with :data:`PHOTO_BUDGET`."""
-    return tiny_recipe(arch, token_weight, score_weight, photo_datasets, init=init,
+    """Tiny models on photo scenes (:func:`photo_datasets`, with its ``scale_probs``) with
+    :data:`PHOTO_BUDGET`."""
+    datasets = photo_datasets if scale_probs is None else \
+        partial(photo_datasets, scale_probs=scale_probs)
+    return tiny_recipe(arch, token_weight, score_weight, datasets, init=init,
                        epochs=epochs, milestones=milestones, **PHOTO_BUDGET)
 
 
-def photo_finetune_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
-    """The photo default MST and its plain-ViT control: the same epochs from the same plain-ViT
-    start (``TINY_PLAINVIT_PHOTOS``), so their data and budgets cannot drift apart."""
-    return photo_recipe(arch, token_weight, score_weight,
-                        init=("TINY_PLAINVIT_PHOTOS", "simpleclick"), epochs=5, milestones=(4,))
+def photo_finetune_recipe(arch: str, token_weight: float, score_weight: float,
+                          init_key: str = "TINY_PLAINVIT_PHOTOS",
+                          scale_probs: tuple[float, float, float] | None = None) -> Recipe:
+    """A fine-tuning stage of the photo default and its plain-ViT control: 5 epochs from the
+    weights ``init_key`` of ``config.yml`` (stage 2: both from the same plain ViT), so the two
+    models' data and budgets cannot drift apart."""
+    return photo_recipe(arch, token_weight, score_weight, init=(init_key, "simpleclick"),
+                        epochs=5, milestones=(4,), scale_probs=scale_probs)
 
 
 #: Object-scale mix (small, medium, large) of the third photo stage. The first two draw
@@ -353,9 +360,8 @@ BIG_OBJECT_SCALE_PROBS = (0.15, 0.35, 0.50)
 
 def photo_bigobject_recipe(arch: str, token_weight: float, score_weight: float,
                            init_key: str) -> Recipe:
-    """Third photo stage of the default and its control: 5 more epochs of photo scenes with
-    :data:`BIG_OBJECT_SCALE_PROBS`, from the stage-2 weights named by ``init_key`` in
-    ``config.yml`` (each model continues from itself)."""
-    return tiny_recipe(arch, token_weight, score_weight,
-                       partial(photo_datasets, scale_probs=BIG_OBJECT_SCALE_PROBS),
-                       init=(init_key, "simpleclick"), epochs=5, milestones=(4,), **PHOTO_BUDGET)
+    """Third photo stage of the default and its control: a fine-tuning stage with
+    :data:`BIG_OBJECT_SCALE_PROBS`, from the stage-2 weights named by ``init_key`` (each model
+    continues from itself)."""
+    return photo_finetune_recipe(arch, token_weight, score_weight, init_key,
+                                 BIG_OBJECT_SCALE_PROBS)

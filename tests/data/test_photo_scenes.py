@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -204,15 +205,21 @@ def test_cli_unknown_source_exits_2(tmp_path, capsys):
     assert err.startswith("error: unknown source(s) nope") and "\n" not in err
 
 
-def test_photo_scripts_share_one_budget_and_build_photo_datasets(photos_dir):
+def _script(name: str) -> dict:
+    """The hooks of the experiment script ``models/<name>.py``."""
     import runpy
-    from types import SimpleNamespace
 
-    root = Path(__file__).resolve().parents[2] / "models"
-    mst = runpy.run_path(str(root / "mst_tiny_photos.py"))
-    control = runpy.run_path(str(root / "plainvit_tiny_photos_ft.py"))
-    start = runpy.run_path(str(root / "plainvit_tiny_photos.py"))
-    cfg = SimpleNamespace(PHOTOS_PATH=str(photos_dir), seed=0, img_size=None)
+    return runpy.run_path(str(Path(__file__).resolve().parents[2] / "models" / f"{name}.py"))
+
+
+def _script_cfg(photos: Path | str) -> SimpleNamespace:
+    return SimpleNamespace(PHOTOS_PATH=str(photos), seed=0, img_size=None)
+
+
+def test_photo_scripts_share_one_budget_and_build_photo_datasets(photos_dir):
+    mst, control = _script("mst_tiny_photos"), _script("plainvit_tiny_photos_ft")
+    start = _script("plainvit_tiny_photos")
+    cfg = _script_cfg(photos_dir)
     train_mst, loss_mst = mst["get_train_config"](cfg)
     train_ctl, loss_ctl = control["get_train_config"](cfg)
     assert train_mst == train_ctl and loss_ctl.token_weight == 0 < loss_mst.token_weight
@@ -223,7 +230,7 @@ def test_photo_scripts_share_one_budget_and_build_photo_datasets(photos_dir):
     item = train[0]
     assert item["images"].shape == (3, 224, 224) and item["instances"].shape == (1, 224, 224)
     with pytest.raises(DatasetError, match="PHOTOS_PATH"):
-        mst["get_datasets"](SimpleNamespace(PHOTOS_PATH="", seed=0, img_size=None))
+        mst["get_datasets"](_script_cfg(""))
 
 
 def test_synthetic_fraction_mixes_procedural_scenes(photos_dir):
@@ -287,15 +294,11 @@ def test_photo_scene_scale_splits_hold_targets_of_that_scale(photos_dir, scale):
 def test_bigobject_stage_continues_each_model_with_the_same_budget(photos_dir):
     """Stage 3: MST and control share data and budget, each starts from its own stage-2
     weights, and the training scenes use the big-object mix (validation keeps the default)."""
-    import runpy
-    from types import SimpleNamespace
-
     from isegm.engine.recipes import BIG_OBJECT_SCALE_PROBS
 
-    root = Path(__file__).resolve().parents[2] / "models"
-    mst = runpy.run_path(str(root / "mst_tiny_photos_bigobjects.py"))
-    control = runpy.run_path(str(root / "plainvit_tiny_photos_bigobjects.py"))
-    cfg = SimpleNamespace(PHOTOS_PATH=str(photos_dir), seed=0, img_size=None)
+    mst = _script("mst_tiny_photos_bigobjects")
+    control = _script("plainvit_tiny_photos_bigobjects")
+    cfg = _script_cfg(photos_dir)
     (train_mst, loss_mst), (train_ctl, loss_ctl) = (mst["get_train_config"](cfg),
                                                     control["get_train_config"](cfg))
     assert train_mst == train_ctl and loss_ctl.token_weight == 0 < loss_mst.token_weight

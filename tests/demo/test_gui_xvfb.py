@@ -122,12 +122,10 @@ class Demo:
             if self.proc.poll() is not None:
                 pytest.fail(f"demo exited with {self.proc.returncode} before showing its "
                             f"window:\n{self.log()}")
-            found = subprocess.run(["xdotool", "search", "--name", TITLE],
-                                   env=dict(os.environ, DISPLAY=self.display),
-                                   capture_output=True, text=True, timeout=30)
-            if found.returncode == 0 and found.stdout.strip():
-                return found.stdout.split()[0]
-            time.sleep(0.2)
+            try:  # xdotool exits 1 while no window matches
+                return xdotool(self.display, "search", "--name", TITLE, timeout=30).split()[0]
+            except (subprocess.CalledProcessError, IndexError):
+                time.sleep(0.2)
         pytest.fail(f"no demo window after {SAFETY_S:.0f} s:\n{self.log()}")
 
     def log(self) -> str:
