@@ -147,6 +147,11 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
     p.add_argument(
         "--save-last-every", type=int, default=None, help="also write last.pth every N steps"
     )
+    p.add_argument(
+        "--time-limit", type=_minutes, default=None, metavar="MINUTES",
+        help="stop at the first step boundary after MINUTES of training, save last.pth and exit "
+             "0 with the command that continues (train in chunks of fixed wall time)",
+    )
     p.add_argument("--debug", action="store_true", help="one short epoch, no workers")
     p.add_argument("--config-path", default=None, help="config.yml with dataset/weight paths")
     p.add_argument("--exps-path", default=None, help="override EXPS_PATH of the config")
@@ -155,6 +160,17 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
     p.add_argument("--init_method", default="env://", help=argparse.SUPPRESS)
     p.add_argument("--local_rank", "--local-rank", type=int, default=0, help=argparse.SUPPRESS)
     return p
+
+
+def _minutes(text: str) -> float:
+    """``--time-limit``: a number of minutes >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of minutes: {text!r}") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be >= 0 minutes, got {text}")
+    return value
 
 
 def load_script(path: str) -> ModuleType:
@@ -272,6 +288,8 @@ def _train_config(cfg, script):
     ):
         if getattr(cfg, attr) is not None:
             over[key] = getattr(cfg, attr)
+    if cfg.time_limit is not None:
+        over["time_limit_s"] = 60.0 * cfg.time_limit
     over["workers"] = cfg.workers
     over["seed"] = cfg.seed
     return dataclasses.replace(train_cfg, **over), loss_cfg
@@ -332,7 +350,7 @@ def _spawn_entry(rank, world_size, args, exp_dir, resume, device_type, gpu_ids):
     except TrainingInterrupted as e:
         if rank == 0:
             _report_stop(e, args, exp_dir)
-        sys.exit(130)
+        sys.exit(0 if e.time_limit else 130)
     except _USER_ERRORS + (UsageError,) as e:
         if rank == 0:
             print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
@@ -342,8 +360,9 @@ def _spawn_entry(rank, world_size, args, exp_dir, resume, device_type, gpu_ids):
 def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
     """Entry point of ``train.py`` (``distributed=False``) and ``dis_train.py``.
 
-    Exit codes: 0 done, 2 bad input (one ``error:`` line), 130 stopped by Ctrl-C (``last.pth``
-    saved; one line with the command that resumes it).
+    Exit codes: 0 done, or stopped by ``--time-limit`` (``last.pth`` saved; one line with the
+    command that continues), 2 bad input (one ``error:`` line), 130 stopped by Ctrl-C
+    (``last.pth`` saved; one line with the command that resumes it).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(distributed).parse_args(argv)
@@ -354,7 +373,7 @@ def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
     except TrainingInterrupted as e:
         if state.get("exp_dir") is not None:
             _report_stop(e, args, state["exp_dir"])
-        return 130
+        return 0 if e.time_limit else 130
     except KeyboardInterrupt:
         print("stopped before the first checkpoint; nothing to resume", file=sys.stderr)
         return 130
@@ -366,8 +385,10 @@ def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
 
 
 def _report_stop(e: TrainingInterrupted, args: argparse.Namespace, exp_dir: Path) -> None:
-    """The one line of a Ctrl-C: where it stopped and the exact command that resumes."""
-    line = (f"stopped at epoch {e.epoch} step {e.step}; resume with: "
+    """The one line of a stop (Ctrl-C or the time limit): where it stopped and the exact
+    command that resumes."""
+    why = f"time limit of {args.time_limit:g} min reached" if e.time_limit else "stopped"
+    line = (f"{why} at epoch {e.epoch} step {e.step}; resume with: "
             f"{resume_command(args.argv, exp_dir, args.distributed)}")
     log_to_files(line)
     print(line, file=sys.stderr, flush=True)

@@ -65,15 +65,18 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C (SIGINT) stopped the run at a step boundary after ``last.pth`` was saved.
+    """Ctrl-C (SIGINT) or the time limit stopped the run at a step boundary after ``last.pth``
+    was saved.
 
     Attributes:
         epoch, step: where the saved checkpoint resumes.
+        time_limit: True when ``TrainConfig.time_limit_s`` ran out (a planned stop), False for
+            Ctrl-C.
     """
 
-    def __init__(self, epoch: int, step: int) -> None:
+    def __init__(self, epoch: int, step: int, time_limit: bool = False) -> None:
         super().__init__(f"stopped at epoch {epoch} step {step}")
-        self.epoch, self.step = epoch, step
+        self.epoch, self.step, self.time_limit = epoch, step, time_limit
 
 
 class _StopRequest:
@@ -131,10 +134,15 @@ class TrainConfig:
     max_nonfinite_steps: int = 20
     max_steps_per_epoch: int | None = None
     validate_every: int = 1
+    # stop at the first step boundary after this many seconds of this run (None: no limit);
+    # last.pth is saved there, so a long run can train in chunks of fixed wall time
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.amp not in ("off", "fp16", "bf16"):
             raise ValueError(f"amp must be off, fp16 or bf16, got {self.amp!r}")
+        if self.time_limit_s is not None and not self.time_limit_s >= 0:
+            raise ValueError(f"time_limit_s must be >= 0, got {self.time_limit_s!r}")
 
 
 @dataclass
@@ -321,6 +329,8 @@ class Trainer:
         self.nonfinite_streak = 0
         self.writer = None
         self._stop: _StopRequest | None = None
+        # the time limit counts from run(), which resets these
+        self._started, self._first_step = time.monotonic(), self.global_step
         if resume is not None:
             self._load_state(resume)
 
@@ -504,11 +514,12 @@ class Trainer:
         """Trains until ``cfg.epochs``.
 
         Raises:
-            TrainingInterrupted: Ctrl-C; ``last.pth`` was saved at the step boundary where the
-                run stopped, so ``--resume-exp`` continues exactly.
+            TrainingInterrupted: Ctrl-C or the time limit; ``last.pth`` was saved at the step
+                boundary where the run stopped, so ``--resume-exp`` continues exactly.
         """
         from torch.utils.tensorboard import SummaryWriter
 
+        self._started, self._first_step = time.monotonic(), self.global_step
         if self.rank == 0:
             self.writer = SummaryWriter(str(self.exp_dir / "tb"), purge_step=self.global_step)
         self._stop = _StopRequest()
@@ -534,9 +545,17 @@ class Trainer:
             if self.writer is not None:
                 self.writer.close()
 
+    def _out_of_time(self) -> bool:
+        """Past ``time_limit_s``, once this run has made at least one step (so every chunk of a
+        run trained in chunks moves forward, even with a limit shorter than a step)."""
+        limit = self.cfg.time_limit_s
+        return (limit is not None and self.global_step > self._first_step
+                and time.monotonic() - self._started >= limit)
+
     def _stop_requested(self) -> bool:
-        """Whether any process got Ctrl-C (all processes stop at the same step)."""
-        asked = self._stop is not None and self._stop.requested
+        """Whether any process got Ctrl-C or ran out of time (all processes stop at the same
+        step)."""
+        asked = (self._stop is not None and self._stop.requested) or self._out_of_time()
         if self.world == 1:
             return asked
         keep_going = torch.tensor(0.0 if asked else 1.0, device=self.device)
@@ -544,7 +563,8 @@ class Trainer:
 
     def _interrupted(self) -> None:
         self.save("last")
-        raise TrainingInterrupted(self.epoch, self.step_in_epoch)
+        ctrl_c = self._stop is not None and self._stop.requested
+        raise TrainingInterrupted(self.epoch, self.step_in_epoch, time_limit=not ctrl_c)
 
     def _write_checksums(self) -> None:
         """Per-rank sums of the weights, written by rank 0: after DDP they must be identical."""

@@ -99,6 +99,8 @@ def _mst(sel: str, img_size: int, vit: dict, neck, **kw) -> Callable[[], ModelCo
 
 _NECK_448 = (128, 256, 512, 1024)
 _NECK_224 = (256, 256, 256, 256)
+_SMALL = dict(embed_dim=192, depth=8, num_heads=3, neck_out_dims=(48, 96, 192, 384),
+              head_channels=64)
 
 MODEL_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
     # the seed's model (hahamyt/mst main): weights/mst-3s-slim-448-base.pth
@@ -142,6 +144,19 @@ MODEL_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
         neck_out_dims=(32, 64, 128, 256),
         head_channels=64,
         window_attention=False,
+    ),
+    # a larger default for one short GPU run at 448 (issue 10, benchmarks/gpu_train_photos448.sh):
+    # width 192, depth 8, head dim 64; about 20 MB of float32 weights
+    "mst_small_448": lambda: ModelConfig(
+        arch="mst",
+        img_size=448,
+        **_SMALL,
+        selection=selection_preset(
+            "main", score_blocks=(1, 4, 7), score_sr=2, score_heads=3, cross_heads=3, fusion_heads=3
+        ),
+    ),
+    "plainvit_small_448": lambda: ModelConfig(
+        arch="plainvit", img_size=448, window_attention=False, **_SMALL
     ),
 }
 

@@ -172,3 +172,39 @@ def test_live_experiment_is_locked_and_stale_temp_files_are_removed(tmp_path):
     resumed = _run(_tiny(tmp_path, "--resume-exp", "000"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not stale.exists()
+
+
+def test_time_limit_trains_in_chunks_that_resume_exactly(tmp_path):
+    """``--time-limit 0`` stops after every step with exit 0 and the command that continues;
+    following those commands until one finishes gives the weights of an uninterrupted run."""
+    straight = _run(_tiny(tmp_path / "a", "--exp-name", "s"))
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    command = ["python", *map(str, _tiny(tmp_path / "b", "--exp-name", "c", "--time-limit", "0"))]
+    stops = []
+    for _ in range(12):  # 8 steps: 8 stops and one last run that closes the final epoch
+        proc = _run(command[1:])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+        if not last.startswith("time limit of 0 min reached at epoch "):
+            break
+        (exp_dir,) = (tmp_path / "b" / "tiny_test").iterdir()
+        where, resume = last.split("; resume with: ")
+        stops.append(tuple(int(w) for w in where.split()[-3::2]))
+        assert resume == resume_command(command[2:], exp_dir, distributed=False) \
+            if len(stops) == 1 else resume.endswith(f"--resume-exp {exp_dir.name}")
+        command = shlex.split(resume)
+        assert "--time-limit" in command
+    assert stops == [(0, 1), (0, 2), (0, 3), (0, 4), (1, 1), (1, 2), (1, 3), (1, 4)]
+    (straight_dir,) = (tmp_path / "a" / "tiny_test").iterdir()
+    ref, got = _weights(straight_dir), _weights(exp_dir)
+    for k in ref:
+        assert torch.equal(got[k], ref[k]), k
+
+
+def test_bad_time_limit_is_refused_before_anything_runs(tmp_path):
+    for bad in ("-1", "nan", "ten"):
+        proc = _run(_tiny(tmp_path, "--time-limit", bad))
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "argument --time-limit" in proc.stderr.strip().splitlines()[-1]
+        assert not (tmp_path / "tiny_test").exists()
