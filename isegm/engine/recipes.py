@@ -332,13 +332,14 @@ def photo_recipe(
     epochs: int,
     milestones: tuple[int, ...],
     scale_probs: tuple[float, float, float] | None = None,
+    budget: dict | None = None,
 ) -> Recipe:
-    """Tiny models on photo scenes (:func:`photo_datasets`, with its ``scale_probs``) with
-    :data:`PHOTO_BUDGET`."""
+    """Models on photo scenes (:func:`photo_datasets`, with its ``scale_probs``) with
+    ``budget`` (size, steps per epoch, batch; default :data:`PHOTO_BUDGET`)."""
     datasets = photo_datasets if scale_probs is None else \
         partial(photo_datasets, scale_probs=scale_probs)
     return tiny_recipe(arch, token_weight, score_weight, datasets, init=init,
-                       epochs=epochs, milestones=milestones, **PHOTO_BUDGET)
+                       epochs=epochs, milestones=milestones, **(budget or PHOTO_BUDGET))
 
 
 def photo_finetune_recipe(arch: str, token_weight: float, score_weight: float,
@@ -365,3 +366,19 @@ def photo_bigobject_recipe(arch: str, token_weight: float, score_weight: float,
     continues from itself)."""
     return photo_finetune_recipe(arch, token_weight, score_weight, init_key,
                                  BIG_OBJECT_SCALE_PROBS)
+
+
+#: One short GPU run at 448 (issue 10, item 4; ``benchmarks/gpu_train_photos448.sh``): 10
+#: epochs x 150 steps x 32 scenes = 48 000 scenes per model. Photo scenes at 448 cost about
+#: 33 ms each on one CPU core here, so 7 loader workers per model (two models share a 16-core
+#: machine) make about 210 scenes/s: about 4 min of training, the learning-rate step after
+#: 3 min; the script's ``--time-limit`` (5 min) caps a slower machine.
+PHOTO_448_BUDGET = dict(img_size=448, steps_per_epoch=150, batch_size=32)
+
+
+def photo_448_recipe(arch: str, token_weight: float, score_weight: float) -> Recipe:
+    """The small 448 models (``mst_small_448``, ``plainvit_small_448``) from scratch on photo
+    scenes at 448 with :data:`BIG_OBJECT_SCALE_PROBS`, the last mix the held-out photo splits
+    favoured; AdamW 5e-4, x0.1 after epoch 8 (:data:`PHOTO_448_BUDGET`)."""
+    return photo_recipe(arch, token_weight, score_weight, init=None, epochs=10, milestones=(8,),
+                        scale_probs=BIG_OBJECT_SCALE_PROBS, budget=PHOTO_448_BUDGET)

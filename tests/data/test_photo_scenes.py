@@ -305,3 +305,25 @@ def test_bigobject_stage_continues_each_model_with_the_same_budget(photos_dir):
     train, val = mst["get_datasets"](cfg)
     assert train.scale_probs == BIG_OBJECT_SCALE_PROBS
     assert val.scale_probs == PhotoScenesDataset(photos_dir).scale_probs != train.scale_probs
+
+
+def test_gpu_448_scripts_share_data_and_budget_and_train_from_scratch(photos_dir):
+    """The GPU run's MST and control (benchmarks/gpu_train_photos448.sh): same schedule, data
+    and size, both from random weights (no config key), big-object scenes at 448."""
+    from isegm.engine.recipes import BIG_OBJECT_SCALE_PROBS
+
+    mst, control = _script("mst_small448_photos"), _script("plainvit_small448_photos")
+    cfg = _script_cfg(photos_dir)
+    (train_mst, loss_mst), (train_ctl, loss_ctl) = (mst["get_train_config"](cfg),
+                                                    control["get_train_config"](cfg))
+    assert train_mst == train_ctl and loss_ctl.token_weight == 0 < loss_mst.token_weight
+    assert max(train_mst.milestones) < train_mst.epochs  # the learning-rate step is reached
+    cfg.upsample, cfg.random_split = "x1", False
+    model_mst, model_ctl = mst["init_model"](cfg), control["init_model"](cfg)
+    assert (model_mst.cfg.arch, model_ctl.cfg.arch) == ("mst", "plainvit")
+    assert model_mst.cfg.img_size == model_ctl.cfg.img_size == 448
+    assert model_mst.cfg.embed_dim == model_ctl.cfg.embed_dim
+    assert model_mst.cfg.depth == model_ctl.cfg.depth
+    train, val = mst["get_datasets"](cfg)
+    assert train.scale_probs == BIG_OBJECT_SCALE_PROBS
+    assert train[0]["images"].shape == (3, 448, 448)
