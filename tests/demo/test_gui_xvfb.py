@@ -105,10 +105,13 @@ class Demo:
         self.log_path = tmp / "demo.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         cmd = [*cmd, "--status-file", str(self.status_path), "--save-path", str(self.save_path)]
+        # this tree's isegm first: the helper scripts run from tests/demo, where an installed
+        # copy of another tree would otherwise be imported
+        path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
             cmd,
             cwd=REPO,
-            env=dict(os.environ, DISPLAY=display),
+            env=dict(os.environ, DISPLAY=display, PYTHONPATH=path),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
