@@ -336,8 +336,7 @@ def photo_recipe(
 ) -> Recipe:
     """Models on photo scenes (:func:`photo_datasets`, with its ``scale_probs``) with
     ``budget`` (size, steps per epoch, batch; default :data:`PHOTO_BUDGET`)."""
-    datasets = photo_datasets if scale_probs is None else \
-        partial(photo_datasets, scale_probs=scale_probs)
+    datasets = partial(photo_datasets, scale_probs=scale_probs)  # None: the default mix
     return tiny_recipe(arch, token_weight, score_weight, datasets, init=init,
                        epochs=epochs, milestones=milestones, **(budget or PHOTO_BUDGET))
 

@@ -146,7 +146,7 @@ MODEL_CONFIGS: dict[str, Callable[[], ModelConfig]] = {
         window_attention=False,
     ),
     # a larger default for one short GPU run at 448 (issue 10, benchmarks/gpu_train_photos448.sh):
-    # width 192, depth 8, head dim 64; about 20 MB of float32 weights
+    # width 192, depth 8, head dim 64; float32 weights 28 MB (MST) and 19 MB (plain ViT)
     "mst_small_448": lambda: ModelConfig(
         arch="mst",
         img_size=448,
