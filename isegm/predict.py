@@ -50,6 +50,7 @@ from isegm.data.mask_io import read_mask_file
 from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
+from isegm.inference.refine import REFINE_CHOICES, make_refiner
 from isegm.inference.transforms import SigmoidForPred, ZoomIn
 from isegm.inference.transforms.base import BaseTransform
 from isegm.inference.utils import (
@@ -66,6 +67,7 @@ __all__ = [
     "DeviceError",
     "InputError",
     "Predictor",
+    "add_refine_argument",
     "add_threads_argument",
     "check_clicks",
     "default_threads",
@@ -76,6 +78,7 @@ __all__ = [
     "read_image",
     "read_mask",
     "resolve_checkpoint",
+    "resolve_refine",
     "select_device",
     "set_threads",
     "write_png",
@@ -305,6 +308,25 @@ def check_clicks(clicks: Sequence[Sequence[Any]], size: tuple[int, int]) -> list
 
 
 # --------------------------------------------------------------------------- predictor
+def resolve_refine(refine: str | None, checkpoint: CheckpointLike) -> str:
+    """The refinement mode of an annotation session: ``'auto'`` (or None) is ``'grabcut'`` for
+    the built-in default checkpoint and ``'none'`` for any other checkpoint or model.
+
+    Raises:
+        InputError: an unknown mode.
+    """
+    mode = "auto" if refine is None else str(refine).strip().lower()
+    if mode == "auto":
+        default = checkpoint is None or (
+            isinstance(checkpoint, (str, Path)) and Path(checkpoint).is_file()
+            and Path(checkpoint).resolve() == DEFAULT_CHECKPOINT.resolve())
+        return "grabcut" if default else "none"
+    if mode not in REFINE_CHOICES:
+        raise InputError(f"unknown refinement {refine!r}; choose one of auto, "
+                         f"{', '.join(REFINE_CHOICES)}")
+    return mode
+
+
 class _NetworkOutput(BaseTransform):
     """Identity transform placed after the geometric transforms (ZoomIn, LimitLongestSide):
     on the way back it sees the probabilities at the network's resolution and keeps them, so
@@ -379,6 +401,9 @@ class Predictor:
 
         history_limit: clicks whose state is kept for instant undo; undoing further back
             replays the clicks from the start (same result, more time).
+        refine: graph-cut refinement of the network's maps (:mod:`isegm.inference.refine`):
+            ``'grabcut'``, ``'none'``, or ``'auto'`` (default): on for the built-in default
+            checkpoint, whose maps alone are coarse on photographs, off for any other.
 
     Raises:
         CheckpointError: the checkpoint is missing or unreadable.
@@ -405,6 +430,7 @@ class Predictor:
         threshold: float = 0.5,
         forward_runner: ForwardRunner | None = None,
         history_limit: int = HISTORY_LIMIT,
+        refine: str = "auto",
     ) -> None:
         self.device = torch.device(device)
         self.history_limit = max(1, int(history_limit))
@@ -421,6 +447,8 @@ class Predictor:
         self.forward_runner = forward_runner
         self.last_predict_seconds = 0.0  # time of the clicks computed by the last predict
         self.last_computed_clicks = 0  # how many clicks the last predict had to run
+        self.refine = resolve_refine(refine, checkpoint)
+        self._refiner = make_refiner(self.refine)
         self._image: np.ndarray | None = None
         self._nobrs = self._build_nobrs()
         self._reset_session()
@@ -477,6 +505,8 @@ class Predictor:
             )
         self._image = np.ascontiguousarray(image)
         self._nobrs.set_input_image(self._image)
+        if self._refiner is not None:
+            self._refiner.set_image(self._image)
         self._reset_session()
 
     def reset_image(self) -> None:
@@ -518,7 +548,8 @@ class Predictor:
             full = snapshot.net_prob.to(self.device)
             for t in reversed(nobrs.transforms[: self._capture_index]):
                 full = t.inv_transform(full)
-            self._current = full[0, 0].float().cpu().numpy()
+            self._current = self._refined(full[0, 0].float().cpu().numpy(),
+                                          [step.click for step in self._steps])
         nobrs.prev_prediction = full
 
     @property
@@ -631,8 +662,16 @@ class Predictor:
         if first and init is not None and self._nobrs.zoom_in is not None:
             # The first pass saw the whole image; the second is zoomed on what it found.
             prob = self._nobrs.get_prediction(clicker, prev_mask=prev)
-        self._current = np.asarray(prob, dtype=np.float32)
+        self._current = self._refined(np.asarray(prob, dtype=np.float32), clicks)
         return _Step(clicks[-1], self._snapshot())
+
+    def _refined(self, prob: np.ndarray, clicks: Sequence[ClickTuple]) -> np.ndarray:
+        """The shown map: the network's, through the graph-cut refinement if it is on (the
+        refinement is a function of the map and the clicks, so undo needs nothing else)."""
+        if self._refiner is None:
+            return prob
+        return self._refiner.refine(
+            prob, [Click(is_positive=p, coords=(y, x)) for x, y, p in clicks])
 
 
 # --------------------------------------------------------------------------- command line
@@ -667,9 +706,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="zoom in on the object after the first click (on)",
     )
+    add_refine_argument(parser)
     add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
+
+
+def add_refine_argument(parser: argparse.ArgumentParser) -> None:
+    """``--refine auto|grabcut|none`` (the same option for ``isegm.predict``, ``demo.py`` and
+    ``isegm.serve``)."""
+    parser.add_argument(
+        "--refine",
+        choices=("auto", *REFINE_CHOICES),
+        default="auto",
+        help="graph-cut refinement of the network's masks (isegm/inference/refine.py); auto "
+             "(default): on for the built-in default checkpoint, off for any other",
+    )
 
 
 def default_threads() -> int:
@@ -758,6 +810,7 @@ def _run(args: argparse.Namespace, model: nn.Module | None) -> int:
             limit_longest_size=args.limit_longest_size,
             zoom_in=args.zoom_in,
             threshold=args.threshold,
+            refine=args.refine,
         )
         predictor.set_image(image)
         mask, prob = predictor.predict(clicks, prev)

@@ -525,3 +525,28 @@ def test_cascade_flags_warn_that_the_original_ignored_them(caplog) -> None:
         lines = [r.getMessage() for r in caplog.records if "original release" in r.getMessage()]
         assert len(lines) == (1 if warned else 0), (argv, lines)
     assert "ignored" in lines[0] and "Reproducing published numbers" in lines[0]
+
+
+# ------------------------------------------------------------------------------- refinement
+def test_refine_adds_a_row_with_its_own_name_and_key(env: dict, baseline: dict) -> None:
+    """--refine grabcut: the plain row is the baseline's, then '<model>+grabcut' (graph-cut
+    refinement), with its own per-sample log; the run folder is not the baseline's."""
+    logs = env["root"] / "refined"
+    code, out, err = run_main(base_args(env, logs) + ["--refine", "grabcut"])
+    assert code == 0, err
+    run_dir = only_run_dir(logs)
+    assert run_dir.name != baseline["run_dir"].name
+    plain, refined = results_of(run_dir)
+    (base_row,) = results_of(baseline["run_dir"])
+    assert without_timing(plain) == without_timing(base_row)
+    assert plain["refine"] == "none" and refined["refine"] == "grabcut"
+    assert refined["model"] == "tiny+grabcut" and "| tiny+grabcut" in out
+    assert (run_dir / "ious" / "tiny+grabcut_GrabCut.jsonl").is_file()
+    ious = load_ious_npz(run_dir / "ious" / "tiny+grabcut_GrabCut.npz")
+    base = load_ious_npz(baseline["run_dir"] / "ious" / "tiny_GrabCut.npz")
+    assert any(len(a) != len(b) or not np.array_equal(a, b) for a, b in zip(ious, base))
+
+
+def test_refine_rejects_an_unknown_mode(env: dict) -> None:
+    code, _, err = run_main(base_args(env, env["root"] / "bad") + ["--refine", "crf"])
+    assert code == 2 and "--refine crf: unknown mode 'crf'" in err

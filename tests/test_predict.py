@@ -455,3 +455,62 @@ def test_undo_history_is_small_bounded_and_exact(tiny_ckpt: Path, image: np.ndar
     assert session.last_computed_clicks == 3
     np.testing.assert_array_equal(session.predict(clicks[:1])[1], probs[0])
     assert session.last_computed_clicks == 1
+
+
+# ------------------------------------------------------------------------- refinement
+def test_refine_auto_is_on_only_for_the_built_in_default(tiny_ckpt: Path, monkeypatch):
+    assert predict.resolve_refine("auto", None) == "grabcut"
+    assert predict.resolve_refine(None, predict.DEFAULT_CHECKPOINT) == "grabcut"
+    assert predict.resolve_refine("auto", tiny_ckpt) == "none"
+    assert predict.resolve_refine("auto", DiskNet()) == "none"
+    assert predict.resolve_refine("grabcut", tiny_ckpt) == "grabcut"
+    assert predict.resolve_refine("NONE", None) == "none"
+    with pytest.raises(InputError, match="unknown refinement 'crf'"):
+        predict.resolve_refine("crf", None)
+    assert Predictor(tiny_ckpt).refine == "none"
+    assert Predictor(tiny_ckpt, refine="grabcut").refine == "grabcut"
+
+
+def test_refined_session_undo_and_reset_are_exact(tiny_ckpt: Path, image: np.ndarray):
+    """The shown map is the refinement of the network's map; undo (a shorter click list),
+    a branch and a fresh session give the same maps."""
+    from isegm.inference.clicker import Click
+    from isegm.inference.refine import GraphCutRefiner
+
+    clicks = [(200, 150, True), (260, 170, True), (150, 60, False)]
+    session = Predictor(tiny_ckpt, with_flip=False, refine="grabcut")
+    plain = Predictor(tiny_ckpt, with_flip=False, refine="none")
+    session.set_image(image)
+    plain.set_image(image)
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    probs = []
+    for n in range(1, 4):
+        prob = session.predict(clicks[:n])[1]
+        net = plain.predict(clicks[:n])[1]
+        expected = refiner.refine(net, [Click(p, (y, x)) for x, y, p in clicks[:n]])
+        np.testing.assert_array_equal(prob, expected)
+        probs.append(prob)
+    assert not np.array_equal(probs[-1], plain.predict(clicks)[1])
+
+    np.testing.assert_array_equal(session.predict(clicks[:1])[1], probs[0])  # undo
+    assert session.last_computed_clicks == 0
+    np.testing.assert_array_equal(session.predict(clicks)[1], probs[2])  # redo
+    fresh = Predictor(tiny_ckpt, with_flip=False, refine="grabcut")
+    fresh.set_image(image)
+    np.testing.assert_allclose(fresh.predict(clicks)[1], probs[2], atol=1e-6)
+    assert not session.predict([])[0].any()  # reset: no clicks, empty mask
+
+
+def test_cli_refine_option(image_path: Path, tiny_ckpt: Path, tmp_path: Path):
+    outs = {}
+    for mode in ("none", "grabcut"):
+        out = tmp_path / f"{mode}.png"
+        code = main(["--image", str(image_path), "--clicks", "200,150,+", "--output", str(out),
+                     "--checkpoint", str(tiny_ckpt), "--cpu", "--refine", mode])
+        assert code == 0
+        outs[mode] = read_png(out)
+    assert not np.array_equal(outs["none"], outs["grabcut"])
+    proc = run_cli("--image", str(image_path), "--clicks", "1,1,+", "--output",
+                   str(tmp_path / "x.png"), "--refine", "crf")
+    assert proc.returncode == 2 and "invalid choice: 'crf'" in proc.stderr

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--status-file", help="JSON status rewritten after every change (for scripts and tests)"
     )
+    add_refine_argument(parser)
     add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
@@ -94,6 +95,7 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
             limit_longest_size=args.limit_longest_size,
             zoom_in=args.zoom_in,
             threshold=args.threshold,
+            refine=args.refine,
         )
         import tkinter as tk
 

@@ -17,6 +17,7 @@ from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX
 from isegm.inference import eval_settings, lockstep, sharding
 from isegm.inference.checkpoint_selection import DEFAULT_MODEL_FILE
 from isegm.inference.clicker import CLICK_MODES
+from isegm.inference.refine import REFINE_CHOICES
 from isegm.utils.config import DEFAULT_CONFIG_PATH
 
 __all__ = ["MODES", "REFERENCE_MODES", "UsageError", "build_parser", "choose_device",
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="experiment folder (relative to EXPS_PATH, unique prefix allowed) "
                            "whose checkpoints/*.pth are all evaluated; 'path:prefix' selects "
                            "checkpoints/prefix*.pth")
+    p.add_argument("--refine", default="none", metavar="MODE[,MODE]",
+                   help="graph-cut refinement of each network's maps (isegm/inference/"
+                        "refine.py): 'grabcut' adds a row '<model>+grabcut' after each model's "
+                        "plain row (its own run key); default 'none', the network alone, as "
+                        "published tables report it")
     p.add_argument("--datasets", default="GrabCut",
                    help="comma-separated dataset names (default GrabCut); known: "
                         + ", ".join(EVAL_DATASETS) + f", {IMAGES_DIR_PREFIX}<folder>")
@@ -145,6 +151,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.clicks_limit = args.n_clicks
     elif args.clicks_limit is not None and args.clicks_limit < 1:
         raise UsageError("--clicks-limit must be >= 1 (or -1 for --n-clicks)")
+    args.refine_modes = ["none"]
+    for mode in (m.strip().lower() for m in args.refine.split(",")):
+        if mode not in REFINE_CHOICES:
+            raise UsageError(f"--refine {args.refine}: unknown mode {mode!r}; choose from "
+                             f"{', '.join(REFINE_CHOICES)}")
+        if mode not in args.refine_modes:
+            args.refine_modes.append(mode)
     args.dataset_names = list(dict.fromkeys(n.strip() for n in args.datasets.split(",")
                                             if n.strip()))
     if not args.dataset_names:

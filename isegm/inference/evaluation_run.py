@@ -34,6 +34,7 @@ from isegm.inference.checkpoint_selection import (
 from isegm.inference.eval_command import UsageError, choose_device
 from isegm.inference.grabcut_baseline import GrabCutPredictor, is_grabcut
 from isegm.inference.protocol_runner import build_predictor, run_pair
+from isegm.inference.refine import RefinedPredictor, refine_fingerprint
 from isegm.inference.results import (
     format_table_header,
     format_table_row,
@@ -116,10 +117,16 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
         lockstep.check_precision(args.precision, device)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    checkpoints = resolve_checkpoints(args, cfg, repo)
-    labels = model_labels(checkpoints, args.model_name)
-    if args.model_name and len(checkpoints) > 1:
-        logger.warning("--model-name ignored: %d checkpoints", len(checkpoints))
+    files = resolve_checkpoints(args, cfg, repo)
+    if args.model_name and len(files) > 1:
+        logger.warning("--model-name ignored: %d checkpoints", len(files))
+    # one entry (row) per checkpoint x refinement mode; the GrabCut baseline is never refined
+    modes = getattr(args, "refine_modes", ["none"])
+    entries = [(p, m) for p in files for m in modes if m == "none" or not is_grabcut(p)]
+    checkpoints = [p for p, _ in entries]
+    refines = [m for _, m in entries]
+    file_labels = dict(zip(files, model_labels(files, args.model_name)))
+    labels = [file_labels[p] + ("" if m == "none" else f"+{m}") for p, m in entries]
 
     datasets, skipped = open_datasets(args, cfg)
     if not datasets:
@@ -128,8 +135,11 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
         return 1
 
     names = [n for n, _ in datasets]
-    fingerprints = [checkpoint_fingerprint(p) for p in checkpoints]
-    args.inference_sizes = [inference_size(args, p) for p in checkpoints]
+    fingerprints = [checkpoint_fingerprint(p) + ("" if m == "none" else
+                                                 f"+{m}:{refine_fingerprint()}")
+                    for p, m in entries]
+    sizes = {p: inference_size(args, p) for p in files}
+    args.inference_sizes = [sizes[p] for p in checkpoints]
     options = key_options(args, labels, fingerprints, names)
     logs_root = Path(args.logs_path) if args.logs_path else \
         Path(cfg.get("EXPS_PATH") or repo / "experiments") / "evaluation_logs"
@@ -164,9 +174,11 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
     extra = {"run_dir": str(run_dir), "device": str(device), "key_options": options}
     started = time.perf_counter()
 
-    for label, path in zip(labels, checkpoints):
-        model = None
-        settings_used: dict[str, Any] | None = None  # eval_settings of this checkpoint
+    model, model_path = None, None
+    for entry, (label, path, refine) in enumerate(zip(labels, checkpoints, refines)):
+        if model_path != path:  # the refined rows of a checkpoint reuse its model
+            model, model_path = None, path
+            settings_used: dict[str, Any] | None = None  # eval_settings of this checkpoint
         for ds_name, dataset in datasets:
             n = len(dataset) if args.limit is None else min(args.limit, len(dataset))
             indices = list(range(n))
@@ -192,6 +204,8 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                         settings_used = {"family": family, **dataclasses.asdict(settings)}
                     predictor = model if is_grabcut(path) else \
                         build_predictor(model, device, args, ds_name, settings)
+                    if refine != "none":
+                        predictor = RefinedPredictor(predictor)
                     dataset = eval_settings.select_objects(dataset, settings)
                     vis_dir = run_dir / "vis" / safe_name(label.replace("/", "-")) / \
                         safe_name(ds_name) if args.vis else None
@@ -207,7 +221,8 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                    **summarize(records, args.n_clicks, args.effective_target),
                    "reused_samples": len(done), "evaluated_samples": len(todo),
                    "eval_settings": settings_used,
-                   "inference_size": args.inference_sizes[checkpoints.index(path)],
+                   "inference_size": args.inference_sizes[entry],
+                   "refine": refine,
                    "precision": args.precision,
                    "inference_size_from": "--inference_size" if args.inference_size
                    else "checkpoint"}
@@ -232,7 +247,7 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                     for i, v in enumerate(row["miou_per_click"][:k])), results_txt)
             write_summary(run_dir, rows, _plain_args(args), skipped,
                           {**extra, "elapsed_s": time.perf_counter() - started})
-        del model
+    del model
 
     shard.close()
     if not shard.is_main:

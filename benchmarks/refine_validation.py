@@ -1,0 +1,123 @@
+"""Chooses the graph-cut refinement rule (``isegm/inference/refine.py``) on validation scenes.
+
+The validation scenes are composed like the held-out ``PhotoScenes*`` benchmarks, but from the
+*training* photographs and with another seed (``--seed``), plus synthetic scenes of another seed:
+no GrabCut image and no held-out photograph is used to choose the rule. ``--heldout`` runs the
+registered held-out splits instead (for the README table, after the rule is fixed).
+
+    python benchmarks/refine_validation.py --variants none grabcut \
+        "grabcut:prior_radius=0" "grabcut:colour_weight=0.5,smoothness=30" --samples 30
+
+Each variant is ``none`` (the network alone), ``classical`` (OpenCV GrabCut, no network) or
+``grabcut[:field=value,...]`` (the refinement with :data:`DEFAULT_RULE`'s fields overridden).
+Prints NoC@85/90 and mIoU@1 per split and the mean NoC@90 over the splits.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from isegm.data.datasets import PhotoScenesEvalDataset, SyntheticEvalDataset  # noqa: E402
+from isegm.inference import eval_settings  # noqa: E402
+from isegm.inference.evaluation import evaluate_dataset  # noqa: E402
+from isegm.inference.grabcut_baseline import GrabCutPredictor  # noqa: E402
+from isegm.inference.predictor import NoBRSPredictor  # noqa: E402
+from isegm.inference.refine import DEFAULT_RULE, RefinedPredictor  # noqa: E402
+from isegm.inference.utils import load_is_model  # noqa: E402
+from isegm.utils.config import load_config  # noqa: E402
+
+SCALES = ("small", "medium", "large")
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    name, _, fields = text.partition(":")
+    overrides: dict = {}
+    for item in filter(None, fields.split(",")):
+        key, _, value = item.partition("=")
+        default = getattr(DEFAULT_RULE, key)
+        overrides[key] = type(default)(value) if not isinstance(default, bool) \
+            else value.lower() in ("1", "true", "yes")
+    return name, overrides
+
+
+def make_predictor(variant: str, model: torch.nn.Module) -> object:
+    name, overrides = parse_variant(variant)
+    if name == "classical":
+        return GrabCutPredictor()
+    settings = eval_settings.resolve_settings(eval_settings.PROJECT, {})
+    zoom = eval_settings.make_zoom_in(eval_settings.crop_side(model.cfg.img_size, "", settings),
+                                      settings)
+    base = NoBRSPredictor(model, "cpu", with_flip=True, zoom_in=zoom)
+    if name == "none":
+        return base
+    if name != "grabcut":
+        raise SystemExit(f"error: unknown variant {variant!r}")
+    return RefinedPredictor(base, dataclasses.replace(DEFAULT_RULE, **overrides))
+
+
+def noc(ious: np.ndarray, thr: float, max_clicks: int) -> int:
+    hit = np.flatnonzero(ious >= thr)
+    return int(hit[0]) + 1 if len(hit) else max_clicks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=str(REPO / "weights/mst_tiny_photos_bigobjects.pth"))
+    parser.add_argument("--variants", nargs="+", default=["none", "grabcut"])
+    parser.add_argument("--samples", type=int, default=30, help="scenes per split")
+    parser.add_argument("--seed", type=int, default=101, help="seed of the validation scenes")
+    parser.add_argument("--max-clicks", type=int, default=20)
+    parser.add_argument("--splits", default="photo", help="photo, synthetic or photo,synthetic")
+    parser.add_argument("--heldout", action="store_true",
+                        help="the registered held-out PhotoScenes splits (reporting only)")
+    parser.add_argument("--scales", default=",".join(SCALES))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(REPO / "config.yml")
+    model = load_is_model(args.checkpoint, "cpu")
+
+    datasets = []
+    for kind in args.splits.split(","):
+        for scale in args.scales.split(","):
+            if kind == "photo":
+                ds = PhotoScenesEvalDataset(cfg["PHOTOS_PATH"], num_samples=args.samples,
+                                            scale=scale, split="val" if args.heldout else "train",
+                                            seed=0 if args.heldout else args.seed)
+            else:
+                ds = SyntheticEvalDataset(num_samples=args.samples, scale=scale,
+                                          seed=0 if args.heldout else args.seed)
+            datasets.append((f"{kind}-{scale}", ds))
+
+    print(f"| variant | {' | '.join(n + ' NoC85/90 mIoU@1' for n, _ in datasets)} | mean NoC@90 | s/click |")
+    for variant in args.variants:
+        predictor = make_predictor(variant, model)
+        cells, noc90s, clicks, start = [], [], 0, time.perf_counter()
+        for _, ds in datasets:
+            n85, n90, first = [], [], []
+            for result in evaluate_dataset(ds, predictor, max_iou_thr=0.9,
+                                           max_clicks=args.max_clicks):
+                for ious in result.ious:
+                    n85.append(noc(ious, 0.85, args.max_clicks))
+                    n90.append(noc(ious, 0.9, args.max_clicks))
+                    first.append(float(ious[0]))
+                    clicks += len(ious)
+            cells.append(f"{np.mean(n85):.2f} / {np.mean(n90):.2f} {100 * np.mean(first):.1f}%")
+            noc90s.append(np.mean(n90))
+        spc = (time.perf_counter() - start) / max(clicks, 1)
+        print(f"| {variant} | {' | '.join(cells)} | {np.mean(noc90s):.2f} | {spc:.3f} |",
+              flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,381 @@
+"""Graph-cut refinement of a network's probability map (``refine = grabcut``).
+
+A small click model often finds *where* the object is but not all of it, while a colour-model
+graph cut (GrabCut, Rother et al. 2004) fills an object whose colours differ from the
+background and snaps to its edges, but has no idea of objects. Refining the network's map with
+a graph cut (Xu et al., Deep Interactive Object Selection 2016; Deep GrabCut 2017) combines the
+two. The rule, applied after every click to the map the network produced for that click:
+
+* the image is processed at a longest side of ``work_side`` px (area downscaling; smaller
+  images as they are), the result is upsampled bilinearly;
+* **prior**: the network's probability ``p``, clipped to ``[clip, 1 - clip]``. While the
+  object has at most ``prior_clicks`` clicks, pixels within ``prior_radius`` x the longest side
+  of a positive click (and nearer to a positive than to a negative click) get at least the
+  probability ``prior_value``: the network's first maps cover only part of an object, and this
+  lets the colour model claim the rest of it;
+* **colour model**: foreground and background colour histograms (``bins`` ** 3 RGB bins,
+  weighted by the prior and by 1 - prior, blurred over neighbouring bins), re-estimated from
+  the cut ``iterations`` times, as GrabCut re-estimates its GMMs;
+* **unaries**: the log-odds ``net_weight * logit(prior) + colour_weight * log(P(c|fg) /
+  P(c|bg))``; click disks of ``click_radius`` px are hard constraints (later clicks win);
+* **pairwise**: GrabCut's contrast-sensitive Potts term on the 8-neighbourhood,
+  ``smoothness * exp(-beta |c_i - c_j|^2) / dist(i, j)`` with ``beta`` from the image's mean
+  squared neighbour difference; the minimum cut is PyMaxflow's (Boykov-Kolmogorov);
+* **connectivity**: only the connected parts of the cut that contain a positive click are
+  kept (a same-coloured patch elsewhere in the image is not the object).
+
+The refinement is a pure function of (image, network map, clicks): it keeps no state between
+clicks, so undo, reset and lockstep evaluation need nothing from it, and the network still
+gets its own previous map (the refinement does not feed back into it). With no positive click,
+an image smaller than 2 px on a side, or a network map with no finite value, the network's map
+is returned unchanged (and the reason is logged once per image).
+
+The parameters (:data:`DEFAULT_RULE`) were chosen on photo scenes of the *training*
+photographs and on synthetic scenes (``benchmarks/refine_validation.py``), never on GrabCut.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from isegm.inference.clicker import Click
+
+__all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "GraphCutRule", "GraphCutRefiner",
+           "RefinedPredictor", "make_refiner", "refine_fingerprint"]
+
+logger = logging.getLogger(__name__)
+
+#: Values of the ``--refine`` options and the ``refine`` API field.
+REFINE_CHOICES = ("none", "grabcut")
+_HARD = 1e9  # capacity of a hard constraint
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphCutRule:
+    """Parameters of the refinement (see the module docstring)."""
+
+    work_side: int = 400
+    clip: float = 0.02
+    net_weight: float = 1.0
+    colour_weight: float = 1.0
+    smoothness: float = 50.0
+    iterations: int = 2
+    bins: int = 16
+    click_radius: int = 5
+    prior_radius: float = 0.25
+    prior_scale: float = 0.0
+    prior_value: float = 0.5
+    prior_clicks: int = 1
+    keep_connected: bool = True
+    neighbours: int = 8
+    roi_threshold: float = 0.2
+    roi_margin: float = 0.25
+    min_object_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.work_side < 16 or self.iterations < 1 or not 2 <= self.bins <= 64 or \
+                not 0 < self.clip < 0.5 or self.click_radius < 1 or self.smoothness < 0 or \
+                self.neighbours not in (4, 8) or self.roi_margin < 0:
+            raise ValueError(f"bad graph-cut refinement parameters: {self}")
+
+
+DEFAULT_RULE = GraphCutRule()
+
+
+def refine_fingerprint(rule: GraphCutRule = DEFAULT_RULE) -> str:
+    """A short hash of the rule: evaluation run keys change when the rule does."""
+    text = "graphcut-refine-v1:" + repr(dataclasses.astuple(rule))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+class GraphCutRefiner:
+    """The refinement of one image at a time: :meth:`set_image` once (colour bins and edge
+    weights are computed there), then :meth:`refine` per click."""
+
+    def __init__(self, rule: GraphCutRule = DEFAULT_RULE) -> None:
+        self.rule = rule
+        self._image_shape: tuple[int, int] | None = None
+        self._skip_reason: str | None = None
+
+    def set_image(self, image: np.ndarray) -> None:
+        """Sets the H×W×3 uint8 RGB image of the following :meth:`refine` calls."""
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"refinement needs an HxWx3 image, got shape {image.shape}")
+        height, width = image.shape[:2]
+        self._image_shape = (height, width)
+        self._warned = False
+        self._skip_reason = None
+        if min(height, width) < 2:
+            self._skip_reason = f"the image is {width}x{height} pixels"
+            return
+        scale = min(1.0, self.rule.work_side / max(height, width))
+        self.scale = scale
+        if scale < 1:
+            size = (max(2, round(width * scale)), max(2, round(height * scale)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        else:
+            small = np.ascontiguousarray(image)
+        self.small_shape = small.shape[:2]
+        q = (small.astype(np.int32) * self.rule.bins) >> 8
+        self._bin = (q[..., 0] * self.rule.bins + q[..., 1]) * self.rule.bins + q[..., 2]
+        self._edges = _edge_weights(small.astype(np.float32), self.rule.smoothness)
+
+    def refine(self, prob: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
+        """The refined H×W float32 map in [0, 1] for the network map ``prob`` and the clicks
+        (coords (y, x) in image pixels) it was made for."""
+        if self._image_shape is None:
+            raise RuntimeError("GraphCutRefiner: call set_image before refine")
+        prob = np.asarray(prob, dtype=np.float32)
+        if prob.shape != self._image_shape:
+            raise ValueError(f"map of shape {prob.shape} for an image of {self._image_shape}")
+        reason = self._skip_reason
+        if reason is None and not any(c.is_positive for c in clicks):
+            reason = "no positive click yet"
+        if reason is None and not np.isfinite(prob).all():
+            reason = "the network's map has non-finite values"
+        if reason is not None:
+            if not self._warned:
+                logger.info("graph-cut refinement skipped: %s (the network's map is used)",
+                            reason)
+                self._warned = True
+            return prob
+        rule = self.rule
+        height, width = self._image_shape
+        sh, sw = self.small_shape
+        small_prob = prob if self.scale == 1 else \
+            cv2.resize(prob, (sw, sh), interpolation=cv2.INTER_AREA)
+        small_clicks = [(c.coords[0] * self.scale, c.coords[1] * self.scale, c.is_positive)
+                        for c in clicks]
+        if rule.min_object_fraction > 0 and \
+                (small_prob > 0.5).mean() < rule.min_object_fraction:
+            return prob  # a small object: the network's zoomed-in map is the better one
+        prior = self._prior(np.clip(small_prob, rule.clip, 1 - rule.clip), small_clicks)
+        hard = _click_labels(small_clicks, (sh, sw), rule.click_radius)
+        net_logit = rule.net_weight * np.log(prior / (1 - prior))
+        roi = self._roi(prior, hard)
+        edges = [e[roi] for e in self._edges[: rule.neighbours // 2]]
+        segment = np.zeros((sh, sw), bool)
+        weights_fg = prior
+        for _ in range(rule.iterations):
+            colour = rule.colour_weight * self._colour_log_odds(weights_fg, 1 - weights_fg)
+            segment[roi] = _min_cut((net_logit + colour)[roi], hard[roi], edges)
+            weights_fg = segment.astype(np.float32)
+        if rule.keep_connected:
+            segment = _parts_with_positive_clicks(segment, small_clicks)
+        out = segment.astype(np.float32)
+        if self.scale < 1:
+            out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
+        _force_clicks(out, clicks, max(1, round(rule.click_radius / self.scale)))
+        return out
+
+    # ------------------------------------------------------------------ parts of the rule
+    def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
+        rule = self.rule
+        if rule.prior_radius <= 0 or len(clicks) > rule.prior_clicks:
+            return prior
+        sh, sw = prior.shape
+        ys, xs = np.ogrid[:sh, :sw]
+
+        def nearest(positive: bool) -> np.ndarray:
+            dist = np.full((sh, sw), np.inf, np.float32)
+            for y, x, p in clicks:
+                if p == positive:
+                    dist = np.minimum(dist, np.hypot(ys - y, xs - x).astype(np.float32))
+            return dist
+
+        to_pos, to_neg = nearest(True), nearest(False)
+        radius = rule.prior_radius * max(sh, sw)
+        if rule.prior_scale > 0:  # relative to the size of the network's object
+            radius = min(radius, rule.prior_scale * np.sqrt((prior > 0.5).sum() / np.pi))
+        near = (to_pos <= radius) & (to_pos < to_neg)
+        return np.where(near, np.maximum(prior, rule.prior_value), prior)
+
+    def _roi(self, prior: np.ndarray, hard: np.ndarray) -> tuple[slice, slice]:
+        """The box the cut runs in: the likely object (prior > ``roi_threshold``) and the
+        positive clicks, grown by ``roi_margin`` x its size; everything outside is background.
+        Only cost: a same-coloured region far from everything the network and the clicks
+        point at cannot join the object, which the connectivity rule forbids anyway."""
+        ys, xs = np.nonzero((prior > self.rule.roi_threshold) | (hard == 1))
+        sh, sw = prior.shape
+        if len(ys) == 0:
+            return slice(0, sh), slice(0, sw)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        my = int(self.rule.roi_margin * (y1 - y0)) + 2 * self.rule.click_radius
+        mx = int(self.rule.roi_margin * (x1 - x0)) + 2 * self.rule.click_radius
+        return slice(max(0, y0 - my), min(sh, y1 + my)), slice(max(0, x0 - mx), min(sw, x1 + mx))
+
+    def _colour_log_odds(self, weights_fg: np.ndarray, weights_bg: np.ndarray) -> np.ndarray:
+        """log P(colour | fg) - log P(colour | bg) per pixel, from weighted 3-D histograms."""
+        n = self.rule.bins ** 3
+        flat = self._bin.ravel()
+        hists = []
+        for weights in (weights_fg, weights_bg):
+            hist = np.bincount(flat, weights=weights.ravel(), minlength=n).astype(np.float32)
+            hist = hist.reshape((self.rule.bins,) * 3)
+            hist = _blur3(hist)
+            hists.append((hist / max(float(hist.sum()), 1e-6)).ravel() + 1e-4 / n)
+        log_ratio = np.log(hists[0]) - np.log(hists[1])
+        return log_ratio[self._bin].astype(np.float32)
+
+
+def _blur3(hist: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 blur along each colour axis (neighbouring bins share their counts)."""
+    for axis in range(3):
+        padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in range(3)],
+                        mode="edge")
+        lo = np.take(padded, range(0, hist.shape[axis]), axis=axis)
+        mid = np.take(padded, range(1, hist.shape[axis] + 1), axis=axis)
+        hi = np.take(padded, range(2, hist.shape[axis] + 2), axis=axis)
+        hist = 0.25 * lo + 0.5 * mid + 0.25 * hi
+    return hist
+
+
+#: (dy, dx) of the four forward neighbours of the 8-neighbourhood.
+_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def _edge_weights(image: np.ndarray, smoothness: float) -> list[np.ndarray]:
+    """Per-offset H×W capacities of GrabCut's contrast-sensitive pairwise term (an edge from
+    pixel (y, x) to (y + dy, x + dx); zero where the neighbour is outside the image)."""
+    height, width = image.shape[:2]
+    diffs = []
+    for dy, dx in _OFFSETS:
+        d = np.zeros((height, width), np.float32)
+        y0, y1 = 0, height - dy
+        x0, x1 = max(0, -dx), width - max(0, dx)
+        a = image[y0:y1, x0:x1]
+        b = image[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+        d[y0:y1, x0:x1] = ((a - b) ** 2).sum(axis=2)
+        valid = np.zeros((height, width), bool)
+        valid[y0:y1, x0:x1] = True
+        diffs.append((d, valid))
+    total = sum(float(d[v].sum()) for d, v in diffs)
+    count = sum(int(v.sum()) for _, v in diffs)
+    beta = 1.0 / (2.0 * total / count) if total > 0 else 0.0
+    out = []
+    for (d, valid), (dy, dx) in zip(diffs, _OFFSETS):
+        w = smoothness * np.exp(-beta * d) / np.hypot(dy, dx)
+        out.append(np.where(valid, w, 0).astype(np.float32))
+    return out
+
+
+def _structure(dy: int, dx: int) -> np.ndarray:
+    s = np.zeros((3, 3), np.float32)
+    s[1 + dy, 1 + dx] = 1
+    return s
+
+
+def _min_cut(log_odds: np.ndarray, hard: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Foreground pixels of the minimum cut: unary log-odds (positive: foreground), hard
+    labels (1 fg, 0 bg, -1 free), pairwise capacities per offset of :data:`_OFFSETS`."""
+    import maxflow  # PyMaxflow: imported here so that a plain evaluation does not need it
+
+    source = np.maximum(log_odds, 0).astype(np.float64)
+    sink = np.maximum(-log_odds, 0).astype(np.float64)
+    source[hard == 1], sink[hard == 1] = _HARD, 0
+    source[hard == 0], sink[hard == 0] = 0, _HARD
+    graph = maxflow.Graph[float]()
+    nodes = graph.add_grid_nodes(log_odds.shape)
+    for weights, (dy, dx) in zip(edges, _OFFSETS):
+        graph.add_grid_edges(nodes, weights=weights, structure=_structure(dy, dx),
+                             symmetric=True)
+    graph.add_grid_tedges(nodes, source, sink)
+    graph.maxflow()
+    return ~graph.get_grid_segments(nodes)  # True = source side = foreground
+
+
+def _click_labels(clicks: list[tuple[float, float, bool]], shape: tuple[int, int],
+                  radius: int) -> np.ndarray:
+    """1 / 0 in the disk of each positive / negative click (later clicks win), -1 elsewhere."""
+    labels = np.full(shape, -1, np.int8)
+    for y, x, positive in clicks:
+        cv2.circle(labels, (int(x), int(y)), radius, 1 if positive else 0, -1)
+    return labels
+
+
+def _parts_with_positive_clicks(segment: np.ndarray,
+                                clicks: list[tuple[float, float, bool]]) -> np.ndarray:
+    count, labels = cv2.connectedComponents(segment.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return segment
+    sh, sw = segment.shape
+    keep = {int(labels[min(int(y), sh - 1), min(int(x), sw - 1)])
+            for y, x, p in clicks if p}
+    keep.discard(0)
+    return np.isin(labels, list(keep)) if keep else segment
+
+
+def _force_clicks(probs: np.ndarray, clicks: Sequence[Click], radius: int) -> None:
+    for click in clicks:
+        cv2.circle(probs, (int(click.coords[1]), int(click.coords[0])), radius,
+                   1.0 if click.is_positive else 0.0, -1)
+
+
+class RefinedPredictor:
+    """A network predictor (:class:`~isegm.inference.predictor.NoBRSPredictor`) whose maps go
+    through :class:`GraphCutRefiner`. It has the wrapped predictor's interface
+    (``set_input_image``, ``get_prediction``, ``prediction_steps``, ``clone``, states), so the
+    evaluation, its lockstep driver and the annotation session use it unchanged."""
+
+    def __init__(self, base: Any, rule: GraphCutRule = DEFAULT_RULE) -> None:
+        self.base = base
+        self.rule = rule
+        self.refiner = GraphCutRefiner(rule)
+        self.last_network_prob: np.ndarray | None = None
+
+    def __getattr__(self, name: str) -> Any:  # zoom_in, forward_runner, net, ...
+        if name == "base":
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def clone(self) -> RefinedPredictor:
+        return RefinedPredictor(self.base.clone(), self.rule)
+
+    def set_input_image(self, image: Any) -> None:
+        self.base.set_input_image(image)
+        self.refiner.set_image(_as_uint8_rgb(image))
+
+    def get_prediction(self, clicker: Any, prev_mask: Any = None) -> np.ndarray:
+        prob = self.base.get_prediction(clicker, prev_mask)
+        return self._refine(prob, clicker)
+
+    def prediction_steps(self, clicker: Any, prev_mask: Any = None):  # noqa: ANN201
+        prob = yield from self.base.prediction_steps(clicker, prev_mask)
+        return self._refine(prob, clicker)
+
+    def _refine(self, prob: np.ndarray, clicker: Any) -> np.ndarray:
+        self.last_network_prob = prob
+        return self.refiner.refine(prob, list(clicker.get_clicks()))
+
+    def get_states(self) -> dict[str, Any]:
+        return self.base.get_states()
+
+    def set_states(self, states: dict[str, Any]) -> None:
+        self.base.set_states(states)
+
+
+def _as_uint8_rgb(image: Any) -> np.ndarray:
+    if hasattr(image, "detach"):  # a [3,H,W] / [1,3,H,W] tensor in [0, 1]
+        array = image.detach().cpu().float().numpy()
+        array = array[0] if array.ndim == 4 else array
+        return np.clip(array.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(image)
+
+
+def make_refiner(mode: str | None, rule: GraphCutRule = DEFAULT_RULE) -> GraphCutRefiner | None:
+    """The refiner of a ``refine`` option value (None for ``none``).
+
+    Raises:
+        ValueError: an unknown mode (the message lists the choices).
+    """
+    mode = "none" if mode is None else str(mode).strip().lower()
+    if mode not in REFINE_CHOICES:
+        raise ValueError(f"unknown refinement {mode!r}; choose one of {', '.join(REFINE_CHOICES)}")
+    return None if mode == "none" else GraphCutRefiner(rule)

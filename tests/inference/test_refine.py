@@ -1,0 +1,163 @@
+"""Graph-cut refinement (isegm/inference/refine.py): what it fixes, when it stays out of the
+way, and that every path that shows masks (evaluation, lockstep, the annotation session) gets
+the same refined maps."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from isegm.inference.clicker import Click, Clicker
+from isegm.inference.evaluation import evaluate_dataset
+from isegm.inference.lockstep import evaluate_dataset_batched
+from isegm.inference.predictor import NoBRSPredictor
+from isegm.inference.refine import (
+    DEFAULT_RULE,
+    GraphCutRefiner,
+    RefinedPredictor,
+    make_refiner,
+    refine_fingerprint,
+)
+from isegm.inference.transforms import ZoomIn
+from isegm.model import build_model
+
+
+def disc_scene(size: int = 160, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A red disc on a noisy blue-green background, and its mask."""
+    rng = np.random.default_rng(seed)
+    image = np.empty((size, size + 40, 3), np.uint8)
+    image[...] = (40, 140, 120)
+    ys, xs = np.mgrid[:size, :size + 40]
+    mask = (ys - 80) ** 2 + (xs - 90) ** 2 <= 45 ** 2
+    image[mask] = (200, 50, 40)
+    noise = rng.integers(-20, 21, image.shape)
+    return np.clip(image.astype(int) + noise, 0, 255).astype(np.uint8), mask
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
+
+
+def test_a_partial_network_map_grows_to_the_object():
+    image, mask = disc_scene()
+    ys, xs = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    partial = ((ys - 80) ** 2 + (xs - 90) ** 2 <= 20 ** 2).astype(np.float32) * 0.9 + 0.05
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    out = refiner.refine(partial, [Click(True, (80, 90))])
+    assert out.dtype == np.float32 and out.shape == mask.shape
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert iou(partial > 0.5, mask) < 0.3
+    assert iou(out > 0.5, mask) > 0.95
+
+
+def test_a_negative_click_and_a_second_blob_are_respected():
+    image, mask = disc_scene()
+    # a second red disc far away: same colour, not the clicked object
+    ys, xs = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    other = (ys - 20) ** 2 + (xs - 185) ** 2 <= 12 ** 2
+    image[other] = (200, 50, 40)
+    prob = np.where(mask, 0.8, 0.1).astype(np.float32)
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    out = refiner.refine(prob, [Click(True, (80, 90)), Click(False, (80, 60))]) > 0.5
+    assert not out[other].any()  # not connected to a positive click
+    negative_disk = (ys - 80) ** 2 + (xs - 60) ** 2 <= 4 ** 2
+    assert not out[negative_disk].any()  # the negative click's disk is background
+    assert iou(out, mask & ~negative_disk) > 0.85
+
+
+def test_large_images_are_cut_at_work_side_and_upsampled():
+    image, mask = disc_scene(size=160)
+    big = np.repeat(np.repeat(image, 4, 0), 4, 1)
+    big_mask = np.repeat(np.repeat(mask, 4, 0), 4, 1)
+    prob = np.where(big_mask, 0.7, 0.2).astype(np.float32)
+    refiner = GraphCutRefiner()
+    refiner.set_image(big)
+    assert max(refiner.small_shape) == DEFAULT_RULE.work_side
+    out = refiner.refine(prob, [Click(True, (320, 360))])
+    assert out.shape == big_mask.shape and iou(out > 0.5, big_mask) > 0.95
+
+
+@pytest.mark.parametrize("case", ["no_positive", "one_pixel_wide", "nan_map"])
+def test_maps_it_cannot_refine_are_returned_unchanged(case):
+    image, mask = disc_scene()
+    prob = np.where(mask, 0.8, 0.1).astype(np.float32)
+    clicks = [Click(True, (80, 90))]
+    if case == "no_positive":
+        clicks = [Click(False, (10, 10))]
+    elif case == "one_pixel_wide":
+        image, prob, clicks = image[:, :1].copy(), prob[:, :1].copy(), [Click(True, (80, 0))]
+    else:
+        prob[0, 0] = np.nan
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    out = refiner.refine(prob, clicks)
+    np.testing.assert_array_equal(out, prob)
+
+
+def test_a_grey_image_gives_a_finite_non_empty_mask():
+    image, mask = disc_scene()
+    image[mask] += 40  # the disc is brighter than the background in grey too
+    grey = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    prob = np.where(mask, 0.8, 0.1).astype(np.float32)
+    refiner = GraphCutRefiner()
+    refiner.set_image(grey)
+    out = refiner.refine(prob, [Click(True, (80, 90))])
+    assert np.isfinite(out).all() and iou(out > 0.5, mask) > 0.9
+
+
+def test_bad_modes_and_fingerprint():
+    assert make_refiner("none") is None and isinstance(make_refiner("GrabCut"), GraphCutRefiner)
+    with pytest.raises(ValueError, match="unknown refinement 'crf'"):
+        make_refiner("crf")
+    assert refine_fingerprint() == refine_fingerprint(DEFAULT_RULE)
+    import dataclasses
+    assert refine_fingerprint(dataclasses.replace(DEFAULT_RULE, smoothness=10.0)) != \
+        refine_fingerprint()
+
+
+class _Scenes:
+    """Two disc scenes as an evaluation dataset."""
+
+    def __init__(self) -> None:
+        self.dataset_samples = [0, 1]
+
+    def __len__(self) -> int:
+        return 2
+
+    def get_sample(self, index: int):
+        from isegm.data.sample import DSample
+
+        image, mask = disc_scene(seed=index)
+        return DSample(image, mask.astype(np.int32), objects_ids=[1], sample_id=index)
+
+
+def _predictor(refined: bool) -> object:
+    torch.manual_seed(0)
+    model = build_model("mst_tiny_224").eval()
+    base = NoBRSPredictor(model, "cpu", zoom_in=ZoomIn(target_size=(224, 224)))
+    return RefinedPredictor(base) if refined else base
+
+
+def test_lockstep_and_one_at_a_time_give_the_same_refined_ious():
+    kwargs = dict(max_iou_thr=0.99, max_clicks=3)
+    single = [r.ious for r in evaluate_dataset(_Scenes(), _predictor(True), **kwargs)]
+    batched = [r.ious for r in evaluate_dataset_batched(_Scenes(), _predictor(True),
+                                                        batch_size=2, **kwargs)]
+    for a, b in zip(single, batched):
+        np.testing.assert_array_equal(a[0], b[0])
+    plain = [r.ious for r in evaluate_dataset(_Scenes(), _predictor(False), **kwargs)]
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(single, plain))
+
+
+def test_refined_predictor_refines_the_network_map():
+    image, _ = disc_scene()
+    predictor = _predictor(True)
+    predictor.set_input_image(image)
+    clicker = Clicker(init_clicks=[Click(True, (80, 90))])
+    out = predictor.get_prediction(clicker)
+    expected = GraphCutRefiner()
+    expected.set_image(image)
+    np.testing.assert_array_equal(
+        out, expected.refine(predictor.last_network_prob, clicker.get_clicks()))
