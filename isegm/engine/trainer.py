@@ -10,7 +10,8 @@ scaler, epoch and position inside the epoch; every random draw is derived from
 ``(seed, epoch, step, rank)``, so no RNG state has to be stored), atomic checkpoints
 (``last.pth`` every epoch and every ``save_last_every_steps``, ``NNN.pth`` every
 ``checkpoint_interval`` epochs, ``best.pth`` on validation IoU), AMP (fp16 with a scaler, or
-bf16), optional gradient clipping, and a non-finite loss guard.
+bf16), optional gradient clipping, and a guard that refuses a step whose loss or gradients
+are not finite.
 """
 
 from __future__ import annotations
@@ -481,22 +482,18 @@ class Trainer:
         loss, scalars, vis = self.batch_forward(batch, rng, train=True)
         finite = dist_utils.all_reduce_min(torch.isfinite(loss).float().detach())
         if finite.item() < 1:
-            self.nonfinite_streak += 1
-            logger.warning(
-                "non-finite loss at epoch %d step %d: step skipped (%d in a row)",
-                self.epoch,
-                self.step_in_epoch,
-                self.nonfinite_streak,
-            )
-            if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
-                raise NonFiniteLossError(
-                    f"stopping: {self.nonfinite_streak} consecutive steps with a non-finite loss"
-                )
-            return None
-        self.nonfinite_streak = 0
+            return self._skip_step("non-finite loss")
         self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)  # the check and the clipping see true gradients
+        bad = self._first_nonfinite_grad()
+        if bad is not None:
+            if self.scaler.is_enabled():
+                self.scaler.update()  # an fp16 overflow: the scaler lowers its scale
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip_step(f"non-finite gradient in {bad}")
+        self.nonfinite_streak = 0
         if self.cfg.grad_clip:
-            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -508,6 +505,39 @@ class Trainer:
         ):
             self._dump_images(vis)
         return scalars
+
+    def _first_nonfinite_grad(self) -> str | None:
+        """Name of the first parameter whose gradient holds a NaN or an infinity, or None.
+
+        One fused norm per parameter and a single host sync: a NaN or infinite entry makes its
+        tensor's norm non-finite. The gradients are the same on every process after DDP's
+        all-reduce, so every process takes the same decision."""
+        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+        if not named:
+            return None
+        norms = torch.stack(torch._foreach_norm([g for _, g in named]))
+        bad = ~torch.isfinite(norms)
+        if not bool(bad.any()):
+            return None
+        return named[int(bad.nonzero()[0, 0])][0]
+
+    def _skip_step(self, why: str) -> None:
+        """Refuses this step (no update) with one log line; stops the run after
+        ``max_nonfinite_steps`` refused steps in a row."""
+        self.nonfinite_streak += 1
+        logger.warning(
+            "%s at epoch %d step %d: step skipped (%d in a row)",
+            why,
+            self.epoch,
+            self.step_in_epoch,
+            self.nonfinite_streak,
+        )
+        if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"stopping: {self.nonfinite_streak} consecutive steps with a non-finite loss "
+                f"or gradient"
+            )
+        return None
 
     # ------------------------------------------------------------------ loops
     def run(self) -> None:

@@ -62,6 +62,14 @@ def _scale_records(tokens: Sequence[Mapping[str, Tensor]], patches: Mapping[str,
                 yield rec, s, patch
 
 
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(x)`` for ``x >= 0`` whose gradient at 0 is 0, not infinite: an empty selection
+    (no positive or no negative token) sums to exactly 0, and ``0 · inf`` from masking that term
+    afterwards would be NaN. The value is unchanged."""
+    nonzero = x > 0
+    return torch.where(nonzero, torch.sqrt(torch.where(nonzero, x, torch.ones_like(x))), 0.0)
+
+
 class TokenContrastiveLoss(nn.Module):
     """Contrastive (soft-margin triplet) loss on the selected tokens (MST's ``PatchLoss``).
 
@@ -110,15 +118,16 @@ class TokenContrastiveLoss(nn.Module):
                 elif id(rec) in skip_small:
                     ok = ok & ~skip_small[id(rec)]
                 sq = (sel - anchor) ** 2  # norm over the token axis, then mean over channels
-                ap = torch.sqrt((sq * pos.unsqueeze(-1)).sum(1)).mean(-1)
-                an = torch.sqrt((sq * neg.unsqueeze(-1)).sum(1)).mean(-1)
+                ap = _safe_sqrt((sq * pos.unsqueeze(-1)).sum(1)).mean(-1)
+                an = _safe_sqrt((sq * neg.unsqueeze(-1)).sum(1)).mean(-1)
             else:
                 dist = (sel - anchor).norm(dim=-1)
                 ap = (dist * pos).sum(1) / n_pos.clamp(min=1)
                 an = (dist * neg).sum(1) / n_neg.clamp(min=1)
-            terms = F.softplus(ap - an)
+            # skipped terms are selected away (not multiplied by 0): their gradient is exactly 0
+            terms = torch.where(ok, F.softplus(ap - an), 0.0)
             okf = ok.to(sel.dtype)
-            total = total + (terms * okf).sum()
+            total = total + terms.sum()
             count = count + okf.sum()
         return total / count.clamp(min=1)
 
