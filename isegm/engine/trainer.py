@@ -46,7 +46,7 @@ from isegm.model.checkpoint import (
 from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss
 from isegm.utils import distributed as dist_utils
 
-from .optim import build_optimizer
+from .optim import WEIGHT_DECAY_RULES, build_optimizer
 
 __all__ = [
     "TrainingInterrupted",
@@ -134,7 +134,23 @@ class TrainConfig:
     seed: int = 0
     max_nonfinite_steps: int = 20
     max_steps_per_epoch: int | None = None
-    validate_every: int = 1
+    validate_every: int = 1  # epochs between validations; 0: never (the original validates never)
+    # --- the original's training where the project chose otherwise (README "Reproducing
+    # published training"); the defaults are the project's choices
+    # 'project': no decay on 1-D params, pos_embed, gammas; the click embedding at layer 0.
+    # 'reference': the original's AdamW groups (isegm.engine.optim.reference_param_groups)
+    weight_decay_rule: str = "project"
+    # weight decay under layer_decay (None: weight_decay); the original uses 0.02 there
+    layer_decay_weight_decay: float | None = None
+    # iterative training clicks: 'deepest' (the evaluation's click) or 'inner-half' (the
+    # original's random pixel in the inner half of the larger error region; ignore = background)
+    train_clicks: str = "deepest"
+    # draw the number of extra clicks and the reset per process (the original) instead of one
+    # draw per global step
+    clicks_per_rank: bool = False
+    # epochs the MultiStepLR schedule is ahead: the original's --start-epoch 1 pre-steps it,
+    # so its first drop comes after milestone - 1 trained epochs
+    lr_epoch_offset: int = 0
     # stop at the first step boundary after this many seconds of this run (None: no limit);
     # last.pth is saved there, so a long run can train in chunks of fixed wall time
     time_limit_s: float | None = None
@@ -144,6 +160,14 @@ class TrainConfig:
             raise ValueError(f"amp must be off, fp16 or bf16, got {self.amp!r}")
         if self.time_limit_s is not None and not self.time_limit_s >= 0:
             raise ValueError(f"time_limit_s must be >= 0, got {self.time_limit_s!r}")
+        if self.weight_decay_rule not in WEIGHT_DECAY_RULES:
+            raise ValueError(f"weight_decay_rule must be one of {WEIGHT_DECAY_RULES}, "
+                             f"got {self.weight_decay_rule!r}")
+        if self.train_clicks not in ("deepest", "inner-half"):
+            raise ValueError(f"train_clicks must be deepest or inner-half, "
+                             f"got {self.train_clicks!r}")
+        if self.validate_every < 0:
+            raise ValueError(f"validate_every must be >= 0, got {self.validate_every!r}")
 
 
 @dataclass
@@ -154,7 +178,11 @@ class LossConfig:
     token_weight: float = 0.0
     score_weight: float = 0.0
     score_mode: str = "focal"
+    # the original's +CL loss (TokenContrastiveLoss reference_quirks)
     token_reference_quirks: bool = False
+    # ignore cells in the score loss: 'background' (the project) or 'reference' (the original:
+    # counted in the mean, zero focal loss / MSE against -1)
+    score_ignore: str = "background"
     focal_alpha: float = 0.5
     focal_gamma: float = 2.0
     patches: dict = field(default_factory=lambda: {"s": 8, "l": 32})
@@ -296,12 +324,16 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
+        wd = train_cfg.weight_decay
+        if train_cfg.layer_decay and train_cfg.layer_decay_weight_decay is not None:
+            wd = train_cfg.layer_decay_weight_decay
         self.optimizer = build_optimizer(
             self.model,
             train_cfg.lr,
-            train_cfg.weight_decay,
+            wd,
             train_cfg.betas,
             layer_decay=train_cfg.layer_decay,
+            rule=train_cfg.weight_decay_rule,
         )
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.scaler = torch.amp.GradScaler(
@@ -309,7 +341,9 @@ class Trainer:
         )
         self.instance_loss = NormalizedFocalLossSigmoid(loss_cfg.focal_alpha, loss_cfg.focal_gamma)
         self.token_loss = TokenContrastiveLoss(loss_cfg.patches, loss_cfg.token_reference_quirks)
-        self.score_loss = ScoreLoss(loss_cfg.score_mode, patches=loss_cfg.patches)
+        self.score_loss = ScoreLoss(
+            loss_cfg.score_mode, patches=loss_cfg.patches, ignore=loss_cfg.score_ignore
+        )
         self.trainset, self.valset = trainset, valset
         self.sampler = ResumableSampler(
             len(trainset),
@@ -400,7 +434,8 @@ class Trainer:
             )
 
     def _set_lr(self, epoch: int) -> float:
-        factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), epoch)
+        shifted = epoch + self.cfg.lr_epoch_offset
+        factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), shifted)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * factor
         return self.cfg.lr * factor
@@ -433,7 +468,7 @@ class Trainer:
                     with self._autocast():
                         logits = self.model(torch.cat([images, prev], 1), points)["instances"]
                     prev = torch.sigmoid(logits.float())
-                    points = next_clicks_batch(prev, gt, points, click_indx=c + 1)
+                    points = self._next_clicks(prev, gt, points, c + 1, rng)
                 self.model.train(was_training)
         with torch.set_grad_enabled(train), self._autocast():
             out = self.net(torch.cat([images, prev], 1), points)
@@ -451,6 +486,13 @@ class Trainer:
             "logits": out["instances"][0].detach(),
         }  # for the image dumps
         return losses["overall"], scalars, first
+
+    def _next_clicks(self, prev, gt, points, click_indx: int, rng: np.random.Generator):
+        """One simulated training click per sample (``TrainConfig.train_clicks``)."""
+        if self.cfg.train_clicks == "inner-half":
+            return next_clicks_batch(prev, gt, points, click_indx=click_indx,
+                                     mode="inner-half", rng=rng, ignore_label=None)
+        return next_clicks_batch(prev, gt, points, click_indx=click_indx)
 
     def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         lc = self.loss_cfg
@@ -476,7 +518,8 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict | None:
         """One optimisation step; returns the (process-averaged) scalars, or None if skipped."""
-        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step_in_epoch])
+        draw = [self.cfg.seed, self.epoch, self.step_in_epoch]
+        rng = np.random.default_rng(draw + [self.rank] if self.cfg.clicks_per_rank else draw)
         torch.manual_seed(_step_seed(self.cfg.seed, self.epoch, self.step_in_epoch, self.rank))
         self.optimizer.zero_grad(set_to_none=True)
         loss, scalars, vis = self.batch_forward(batch, rng, train=True)
@@ -560,7 +603,8 @@ class Trainer:
                     if self._stop_requested():
                         self._interrupted()
                     improved = False
-                    if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
+                    every = self.cfg.validate_every
+                    if self.valset is not None and every and (self.epoch + 1) % every == 0:
                         metric = self.validate()
                         improved = metric > self.best_metric
                         self.best_metric = max(metric, self.best_metric)
