@@ -14,6 +14,7 @@ from isegm.data.datasets.coco_lvis import CocoLvisDataset
 from isegm.data.points_sampler import MultiPointSampler
 from isegm.data.transforms import train_augmentator, val_augmentator
 from isegm.model.checkpoint import CheckpointError, load_mae_weights, load_simpleclick_init
+from isegm.model.init import init_as_original
 from isegm.model.is_model import ISModel
 
 __all__ = [
@@ -207,6 +208,8 @@ class Recipe:
         )
         if getattr(cfg, "random_split", False) and model.cfg.arch == "plainvit":
             model.cfg.window_attention = False
+        if self.is_reference(cfg):  # the original's init of the layers trained from scratch
+            init_as_original(model)
         return init_from_pretrained(model, cfg, *self.init) if self.init else model
 
     def get_datasets(self, cfg: Any):
