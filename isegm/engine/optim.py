@@ -8,7 +8,10 @@ import re
 import torch
 from torch import nn
 
-__all__ = ["param_groups_lrd", "reference_param_groups", "build_optimizer", "WEIGHT_DECAY_RULES"]
+__all__ = [
+    "param_groups_lrd", "reference_param_groups", "build_optimizer", "WEIGHT_DECAY_RULES",
+    "OPTIMIZERS",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,9 @@ def param_groups_lrd(
 
 #: weight-decay rules of :func:`build_optimizer`
 WEIGHT_DECAY_RULES = ("project", "reference")
+#: optimizers of :func:`build_optimizer`: AdamW (decoupled weight decay), or Adam (weight decay
+#: added to the gradient, L2), which the original SimpleClick scripts use
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
 
 
 def reference_param_groups(
@@ -120,11 +126,15 @@ def build_optimizer(
     eps: float = 1e-8,
     layer_decay: float | None = None,
     rule: str = "project",
-) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups_lrd` groups (``rule='project'``) or the original's
-    :func:`reference_param_groups` (``'reference'``); each group's lr is ``lr × lr_scale``."""
+    name: str = "adamw",
+) -> torch.optim.Optimizer:
+    """AdamW (or Adam, ``name``; see :data:`OPTIMIZERS`) over :func:`param_groups_lrd` groups
+    (``rule='project'``) or the original's :func:`reference_param_groups` (``'reference'``);
+    each group's lr is ``lr × lr_scale``."""
     if rule not in WEIGHT_DECAY_RULES:
         raise ValueError(f"weight decay rule must be one of {WEIGHT_DECAY_RULES}, got {rule!r}")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {name!r}")
     if rule == "reference":
         groups = reference_param_groups(model, weight_decay, layer_decay)
     else:
@@ -132,4 +142,4 @@ def build_optimizer(
     for g in groups:
         g["lr"] = lr * g["lr_scale"]
         g.pop("names")
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    return OPTIMIZERS[name](groups, lr=lr, betas=betas, eps=eps)

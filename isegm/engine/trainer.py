@@ -46,7 +46,7 @@ from isegm.model.checkpoint import (
 from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss
 from isegm.utils import distributed as dist_utils
 
-from .optim import WEIGHT_DECAY_RULES, build_optimizer
+from .optim import OPTIMIZERS, WEIGHT_DECAY_RULES, build_optimizer
 
 __all__ = [
     "TrainingInterrupted",
@@ -140,6 +140,9 @@ class TrainConfig:
     # 'project': no decay on 1-D params, pos_embed, gammas; the click embedding at layer 0.
     # 'reference': the original's AdamW groups (isegm.engine.optim.reference_param_groups)
     weight_decay_rule: str = "project"
+    # 'adamw', or 'adam' (weight decay as L2 on the gradient: the original SimpleClick scripts;
+    # the same update as AdamW while the weight decay is 0)
+    optimizer: str = "adamw"
     # weight decay under layer_decay (None: weight_decay); the original uses 0.02 there
     layer_decay_weight_decay: float | None = None
     # iterative training clicks: 'deepest' (the evaluation's click) or 'inner-half' (the
@@ -163,6 +166,9 @@ class TrainConfig:
         if self.weight_decay_rule not in WEIGHT_DECAY_RULES:
             raise ValueError(f"weight_decay_rule must be one of {WEIGHT_DECAY_RULES}, "
                              f"got {self.weight_decay_rule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
         if self.train_clicks not in ("deepest", "inner-half"):
             raise ValueError(f"train_clicks must be deepest or inner-half, "
                              f"got {self.train_clicks!r}")
@@ -334,6 +340,7 @@ class Trainer:
             train_cfg.betas,
             layer_decay=train_cfg.layer_decay,
             rule=train_cfg.weight_decay_rule,
+            name=train_cfg.optimizer,
         )
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.scaler = torch.amp.GradScaler(
@@ -452,24 +459,8 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict, dict]:
         images = batch["images"].to(self.device, non_blocking=True)
         gt = batch["instances"].to(self.device, non_blocking=True)
-        points = add_click_slots(
-            batch["points"].to(self.device, non_blocking=True), self.cfg.max_num_next_clicks
-        )
-        prev = torch.zeros_like(gt)
-        num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
-        reset = rng.random() < self.cfg.click_reset_prob
-        with torch.no_grad():
-            if reset:  # start over from a single click in the object
-                points = next_clicks_batch(prev, gt, torch.full_like(points, -1), click_indx=1)
-            else:
-                was_training = self.model.training
-                self.model.eval()
-                for c in range(num_iters):
-                    with self._autocast():
-                        logits = self.model(torch.cat([images, prev], 1), points)["instances"]
-                    prev = torch.sigmoid(logits.float())
-                    points = self._next_clicks(prev, gt, points, c + 1, rng)
-                self.model.train(was_training)
+        points = batch["points"].to(self.device, non_blocking=True)
+        points, prev = self.simulate_clicks(images, gt, points, rng)
         with torch.set_grad_enabled(train), self._autocast():
             out = self.net(torch.cat([images, prev], 1), points)
         losses = self.compute_losses(out, gt)
@@ -487,6 +478,30 @@ class Trainer:
         }  # for the image dumps
         return losses["overall"], scalars, first
 
+    @torch.no_grad()
+    def simulate_clicks(
+        self, images: torch.Tensor, gt: torch.Tensor, points: torch.Tensor,
+        rng: np.random.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clicks and the previous mask the step trains on: 0..``max_num_next_clicks``
+        extra clicks simulated with the model in eval mode (or, with ``click_reset_prob``, one
+        click from scratch), each from the current errors. Returns ``(points, prev_mask)``."""
+        points = add_click_slots(points, self.cfg.max_num_next_clicks)
+        prev = torch.zeros_like(gt, dtype=images.dtype)
+        num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
+        reset = rng.random() < self.cfg.click_reset_prob
+        if reset:  # start over from a single click in the object
+            return next_clicks_batch(prev, gt, torch.full_like(points, -1), click_indx=1), prev
+        was_training = self.model.training
+        self.model.eval()
+        for c in range(num_iters):
+            with self._autocast():
+                logits = self.model(torch.cat([images, prev], 1), points)["instances"]
+            prev = torch.sigmoid(_loss_dtype(logits)).to(images.dtype)
+            points = self._next_clicks(prev, gt, points, c + 1, rng)
+        self.model.train(was_training)
+        return points, prev
+
     def _next_clicks(self, prev, gt, points, click_indx: int, rng: np.random.Generator):
         """One simulated training click per sample (``TrainConfig.train_clicks``)."""
         if self.cfg.train_clicks == "inner-half":
@@ -497,12 +512,12 @@ class Trainer:
     def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         lc = self.loss_cfg
         tokens = []
-        if lc.token_weight > 0 or lc.score_weight > 0:  # the token losses run in float32
+        if lc.token_weight > 0 or lc.score_weight > 0:  # the token losses run in >= float32
             tokens = [
-                {k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
+                {k: _loss_dtype(v) if torch.is_floating_point(v) else v for k, v in rec.items()}
                 for rec in out.get("tokens", [])
             ]
-        losses = {"instance": self.instance_loss(out["instances"].float(), gt).mean()}
+        losses = {"instance": self.instance_loss(_loss_dtype(out["instances"]), gt).mean()}
         if lc.token_weight > 0:
             losses["token"] = self.token_loss(tokens, gt)
         if lc.score_weight > 0:
@@ -540,7 +555,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        scalars = {k: dist_utils.all_reduce_mean(v.float()) for k, v in scalars.items()}
+        scalars = {k: dist_utils.all_reduce_mean(_loss_dtype(v)) for k, v in scalars.items()}
         if (
             self.rank == 0
             and self.cfg.image_dump_interval
@@ -771,6 +786,12 @@ class Trainer:
         )
         if self.writer is not None:
             self.writer.add_image("TrainSamples", canvas, self.global_step, dataformats="HWC")
+
+
+def _loss_dtype(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision (AMP) outputs in float32 for the losses; float32 and float64 unchanged, so
+    a float64 model's step stays in float64 (the reference one-step tests)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _plain(v: Any) -> Any:
