@@ -100,8 +100,9 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
              "--layerwise-decay with the click embedding untrained, ignore pixels in the score "
              "loss and the click sampler, random inner-half training clicks drawn per process, "
              "lr schedule one epoch ahead, 499 epochs, bilinear-truncated MST masks, original "
-             "layer init, no validation); project: this project's choices (default of its "
-             "tiny/photo recipes). README 'Reproducing published training'",
+             "layer init, no validation; SimpleClick: Adam); project: this project's "
+             "choices (default of its tiny/photo recipes). README 'Reproducing published "
+             "training'",
     )
     p.add_argument(
         "--gpus",

@@ -50,11 +50,14 @@ def test_seed_scripts_train_as_the_original_by_default(name):
     assert loss.token_reference_quirks and loss.score_ignore == "reference"
     if name.startswith("simpleclick"):  # SimpleClick's train.py: num_epochs 55, start epoch 0
         assert (train.epochs, train.lr_epoch_offset, train.click_reset_prob) == (55, 0, 0.0)
+        assert train.optimizer == "adam"  # SimpleClick's scripts: optimizer='adam'
     else:  # dist_train.py --epochs 500 --start-epoch 1
         assert train.epochs == 499 and train.lr_epoch_offset == 1
+        assert train.optimizer == "adamw"
     project_train, project_loss = _configs(name, "project")
     assert project_train.weight_decay_rule == "project" and not project_loss.token_reference_quirks
     assert project_train.train_clicks == "deepest" and project_train.lr_epoch_offset == 0
+    assert project_train.optimizer == "adamw"
 
 
 @pytest.mark.parametrize("name", PROJECT_SCRIPTS)
@@ -93,6 +96,17 @@ def test_reference_optimizer_groups():
     assert len(pmembers) == len(names)
     head_bias = next(p for n, p in params.items() if n.startswith("head.") and p.ndim == 1)
     assert pmembers[id(head_bias)]["weight_decay"] == 0
+
+
+def test_adam_weight_decay_is_l2_and_names_are_checked():
+    model = build_model("mst_tiny_224")
+    opt = build_optimizer(model, 1e-3, 0.02, layer_decay=0.75, rule="reference", name="adam")
+    assert type(opt) is torch.optim.Adam
+    assert any(g["weight_decay"] == 0.02 for g in opt.param_groups)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        build_optimizer(model, 1e-3, name="sgd")
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        TrainConfig(optimizer="lion")
 
 
 def test_lr_schedule_one_epoch_ahead(tmp_path):

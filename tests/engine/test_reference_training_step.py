@@ -6,8 +6,8 @@ models, on a fixed batch: parity images, previous masks and clicks, GrabCut grou
 its ignore band (regenerate with ``python benchmarks/make_training_fixtures.py``). Here the
 project's ``Trainer.train_step`` runs the same step with the script's default
 ``--train-settings reference`` (its loss configuration, optimizer groups and weight decay) and
-must give the same loss terms (1e-9), gradients (1e-9 of each parameter's largest gradient,
-all finite), optimizer settings per parameter and weight update.
+must give the same loss terms (1e-9 relative), gradients (1e-9 of each parameter's largest
+gradient, all finite), optimizer settings per parameter, and weight update (1e-8 of the lr).
 
 The click simulation is the random part of a step (number of extra clicks, their positions);
 it is bypassed by giving ``simulate_clicks`` the fixture's clicks and previous masks, as the
@@ -40,6 +40,10 @@ SCRIPTS = {
     "simpleclick": "simpleclick_base448_cclvs",
 }
 TOL = 1e-9
+#: the weight update, relative to the lr: Adam's first step is lr·g/(|g| + eps), whose
+#: sensitivity to g is up to 1/eps = 1e8, so a gradient entry near eps that differs in its
+#: last bits (summation order) moves the update by ~1e-10 of the lr (measured: <= 4.2e-10)
+UPDATE_TOL = 1e-8
 
 
 @pytest.fixture
@@ -88,10 +92,6 @@ def _settings(trainer: Trainer) -> dict:
     }
 
 
-def _close(got: float, want: float, scale: float) -> bool:
-    return abs(got - want) <= TOL * scale
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("branch", list(SCRIPTS))
 def test_one_training_step_equals_the_original(branch, parity_dir, tmp_path, monkeypatch,
@@ -108,9 +108,8 @@ def test_one_training_step_equals_the_original(branch, parity_dir, tmp_path, mon
 
     assert scalars is not None, "the step was skipped"
     assert set(ref["losses"]) == set(scalars) - {"overall", "iou"}
-    for name, want in ref["losses"].items():
-        assert _close(float(scalars[name]), want, abs(want)), (name, float(scalars[name]), want)
-    assert _close(float(scalars["overall"]), ref["overall"], abs(ref["overall"]))
+    terms = dict(ref["losses"], overall=ref["overall"])
+    loss_diff = {k: abs(float(scalars[k]) - v) / abs(v) for k, v in terms.items()}
 
     # gradients: every parameter of the project, finite, equal to 1e-9 of its largest entry;
     # the original's parameters that the project does not have got no gradient there
@@ -118,34 +117,47 @@ def test_one_training_step_equals_the_original(branch, parity_dir, tmp_path, mon
         if name not in params:
             assert digest is None, f"{name}: trained in the original, absent here"
     assert set(params) <= set(ref["grads"])
+    grad_diff = {}
     for name, p in params.items():
         want = ref["grads"][name]
         if want is None:
             assert p.grad is None or not p.grad.any(), name
             continue
+        assert p.grad is not None, f"{name}: no gradient here, one in the original"
         g = p.grad.reshape(-1)
-        assert torch.isfinite(g).all(), name
-        scale = max(want["absmax"], 1e-300)
-        got = g[torch.tensor(want["idx"])]
-        assert torch.allclose(got, torch.tensor(want["values"], dtype=g.dtype),
-                              rtol=0, atol=TOL * scale), name
-        assert _close(float(g.abs().max()), want["absmax"], scale), name
-        assert _close(float(g.abs().sum()), want["sumabs"], want["sumabs"]), name
-        assert _close(float(g.sum()), want["sum"], want["sumabs"]), name
-        assert _close(float((g * g).sum()), want["sumsq"], want["sumsq"]), name
+        assert torch.isfinite(g).all(), f"{name}: non-finite gradient"
+        grad_diff[name] = _digest_diff(g, want, max(want["absmax"], 1e-300))
 
     # the optimizer: same lr / weight decay / betas / eps per parameter, the same parameters
-    got = _settings(trainer)
-    _assert_same_settings(got, ref["optimizer"], params)
+    _assert_same_settings(_settings(trainer), ref["optimizer"], params)
 
-    # the update of one optimizer step
+    # the update of one optimizer step, relative to the lr
     lr = max(s["lr"] for s in ref["optimizer"].values())
-    for name, want in ref["update"].items():
-        delta = (params[name].detach() - before[name]).reshape(-1)
-        got = delta[torch.tensor(want["idx"])]
-        assert torch.allclose(got, torch.tensor(want["values"], dtype=delta.dtype),
-                              rtol=0, atol=TOL * lr), name
-        assert _close(float(delta.abs().sum()), want["sumabs"], want["sumabs"]), name
+    update_diff = {
+        name: _digest_diff((params[name].detach() - before[name]).reshape(-1), want, lr)
+        for name, want in ref["update"].items()
+    }
+    worst_grad = max(grad_diff, key=grad_diff.get)
+    worst_update = max(update_diff, key=update_diff.get)
+    print(f"\n{branch}: loss rel diff {max(loss_diff.values()):.1e}, {len(grad_diff)} gradients "
+          f"max rel diff {grad_diff[worst_grad]:.1e} ({worst_grad}), update max diff / lr "
+          f"{update_diff[worst_update]:.1e}")
+    assert max(loss_diff.values()) <= TOL, loss_diff
+    assert grad_diff[worst_grad] <= TOL, (worst_grad, grad_diff[worst_grad])
+    assert update_diff[worst_update] <= UPDATE_TOL, (worst_update, update_diff[worst_update])
+
+
+def _digest_diff(t: torch.Tensor, want: dict, scale: float) -> float:
+    """Largest difference between ``t`` and a fixture digest, relative to ``scale`` (sampled
+    entries, max |t|) or to the digest's own size (sums)."""
+    got = t[torch.tensor(want["idx"])]
+    entries = (got - torch.tensor(want["values"], dtype=t.dtype)).abs().max().item() / scale
+    absmax = abs(t.abs().max().item() - want["absmax"]) / scale
+    sumabs, sumsq = max(want["sumabs"], 1e-300), max(want["sumsq"], 1e-300)
+    sums = [abs(float(t.abs().sum()) - want["sumabs"]) / sumabs,
+            abs(float(t.sum()) - want["sum"]) / sumabs,
+            abs(float((t * t).sum()) - want["sumsq"]) / sumsq]
+    return max([entries, absmax, *sums])
 
 
 def _assert_same_settings(got: dict, want: dict, params: dict) -> None:
