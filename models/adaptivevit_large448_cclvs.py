@@ -14,6 +14,7 @@ RECIPE = Recipe(
     init=("VIT_LARGE", "simpleclick"),
     augment=RECIPE_224,
     epoch_len=30000,
+    settings="reference",
     train=TrainConfig(
         epochs=100, batch_size=32, lr=5e-6, milestones=(60, 80), checkpoint_interval=1
     ),

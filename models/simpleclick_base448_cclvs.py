@@ -1,6 +1,11 @@
 """SimpleClick plain ViT-B 448 baseline: MAE ViT-B on COCO+LVIS, Adam 5e-5, steps at 50/55.
 
-python dis_train.py models/simpleclick_base448_cclvs.py --gpus 0,1,2,3 --batch-size 32 --amp
+The original SimpleClick trains in fp32 (no ``--amp``), 55 epochs from ``--start-epoch 0``,
+with random inner-half training clicks, no single-click restarts and Adam (its weight decay
+0.02 under ``--layerwise-decay`` acts as L2 on the gradient) (``--train-settings reference``,
+the default here):
+
+python dis_train.py models/simpleclick_base448_cclvs.py --gpus 0,1,2,3 --batch-size 32
 """
 
 from isegm.engine.recipes import RECIPE_224, Recipe
@@ -13,6 +18,10 @@ RECIPE = Recipe(
     init=("MAE_BASE", "mae"),
     augment=RECIPE_224,
     epoch_len=30000,
+    settings="reference",
+    reference_train={"epochs": 55, "lr_epoch_offset": 0, "click_reset_prob": 0.0,
+                     "optimizer": "adam"},
+    mask_resize="nearest",
     train=TrainConfig(
         epochs=55,
         batch_size=32,

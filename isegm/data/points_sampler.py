@@ -79,6 +79,9 @@ class MultiPointSampler:
         first_click_center: the first positive click of each object comes from its inner part.
         only_one_first_click: with several target objects keep one "first" click only.
         sfc_inner_k: inner part = distance > max distance / ``sfc_inner_k``.
+        clicks_on_ignore: let clicks fall on ignore pixels (-1) as the original sampler does:
+            positives on the object or its ignore pixels, negatives anywhere not on the object.
+            Off: ignore pixels get no click of either sign.
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class MultiPointSampler:
         first_click_center: bool = False,
         only_one_first_click: bool = False,
         sfc_inner_k: float = 1.7,
+        clicks_on_ignore: bool = False,
     ) -> None:
         if max_num_points < 1:
             raise ValueError("max_num_points must be >= 1")
@@ -117,6 +121,7 @@ class MultiPointSampler:
         self.first_click_center = bool(first_click_center)
         self.only_one_first_click = bool(only_one_first_click)
         self.sfc_inner_k = float(sfc_inner_k)
+        self.clicks_on_ignore = bool(clicks_on_ignore)
         self._pos_probs = geometric_probs(self.max_num_points, self.prob_gamma)
         self._neg_probs = geometric_probs(self.max_num_points + 1, self.prob_gamma)
 
@@ -146,7 +151,8 @@ class MultiPointSampler:
         else:
             gt_mask, pos_regions, required_neg = self._select_target(sample, rng)
             binary = gt_mask > 0
-            not_target = gt_mask == 0  # ignore pixels (-1) get no click of either sign
+            # ignore pixels (-1) get no click of either sign, unless clicks_on_ignore
+            not_target = gt_mask <= 0 if self.clicks_on_ignore else gt_mask == 0
             if len(sample) <= len(pos_regions):
                 other = not_target
             else:
@@ -190,7 +196,7 @@ class MultiPointSampler:
         """Target mask (int32 with -1 ignore), positive segments and required negative segments."""
         if not self.use_hierarchy:
             gt = sample.get_object_mask(key)
-            return gt, [gt > 0], []
+            return gt, [gt != 0 if self.clicks_on_ignore else gt > 0], []
 
         tree = sample.objects
         node = key

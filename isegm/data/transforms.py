@@ -35,14 +35,21 @@ class UniformRandomResize(A.DualTransform):
     Args:
         scale_range: ``(low, high)`` scale factors.
         p: probability of applying the transform.
+        mask_mode: ``'nearest'`` (above), or ``'bilinear-trunc'``: the original MST code's
+            bilinear resize of the mask followed by truncation to its integer type (it erodes
+            objects by up to a pixel and mixes ids along their borders; SPEC §8.18).
     """
 
-    def __init__(self, scale_range: tuple[float, float] = (0.9, 1.1), p: float = 1.0) -> None:
+    def __init__(self, scale_range: tuple[float, float] = (0.9, 1.1), p: float = 1.0,
+                 mask_mode: str = "nearest") -> None:
         super().__init__(p=p)
         low, high = (float(x) for x in scale_range)
         if not 0 < low <= high:
             raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+        if mask_mode not in ("nearest", "bilinear-trunc"):
+            raise ValueError(f"mask_mode must be nearest or bilinear-trunc, got {mask_mode!r}")
         self.scale_range = (low, high)
+        self.mask_mode = mask_mode
 
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]
                                      ) -> dict[str, Any]:
@@ -57,6 +64,10 @@ class UniformRandomResize(A.DualTransform):
 
     def apply_to_mask(self, mask: np.ndarray, new_height: int = 0, new_width: int = 0,
                       **params: Any) -> np.ndarray:
+        if self.mask_mode == "bilinear-trunc":
+            resized = cv2.resize(mask.astype(np.float32), (new_width, new_height),
+                                 interpolation=cv2.INTER_LINEAR)
+            return resized.astype(mask.dtype)  # truncation toward zero, as the original
         return resize_nearest(mask, new_height, new_width)
 
     def apply_to_bboxes(self, bboxes: np.ndarray, **params: Any) -> np.ndarray:
@@ -90,6 +101,7 @@ def train_augmentator(
     contrast: tuple[float, float] = (-0.15, 0.4),
     rgb_shift: float = 10,
     color_prob: float = 0.75,
+    mask_resize: str = "nearest",
 ) -> A.Compose:
     """The training pipeline of SPEC Part I §5.
 
@@ -103,11 +115,12 @@ def train_augmentator(
         contrast: ``RandomBrightnessContrast`` contrast limits.
         rgb_shift: ``RGBShift`` limit for each channel (symmetric).
         color_prob: probability of each of the two colour transforms.
+        mask_resize: ``UniformRandomResize``'s ``mask_mode``.
     """
     height, width = _crop_hw(crop_size)
     shift = (-float(rgb_shift), float(rgb_shift))
     return A.Compose([
-        UniformRandomResize(scale_range=scale_range),
+        UniformRandomResize(scale_range=scale_range, mask_mode=mask_resize),
         A.HorizontalFlip(p=0.5),
         A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT,
                       fill=0, fill_mask=0),

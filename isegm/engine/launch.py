@@ -89,7 +89,20 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
         "--batch-size", type=int, default=-1, help="global batch size (default: the script's)"
     )
     p.add_argument(
-        "--epochs", type=int, default=-1, help="number of epochs (default: the script's)"
+        "--epochs", type=int, default=-1,
+        help="number of epochs (default: the script's; the seed's scripts train the original's "
+             "499 under --train-settings reference)",
+    )
+    p.add_argument(
+        "--train-settings", choices=("reference", "project"), default=None,
+        help="reference: the original code's training (default of the seed's scripts in "
+             "models/: its +CL loss, AdamW 0.01 on every parameter / 0.02 under "
+             "--layerwise-decay with the click embedding untrained, ignore pixels in the score "
+             "loss and the click sampler, random inner-half training clicks drawn per process, "
+             "lr schedule one epoch ahead, 499 epochs, bilinear-truncated MST masks, original "
+             "layer init, no validation; SimpleClick: Adam); project: this project's "
+             "choices (default of its tiny/photo recipes). README 'Reproducing published "
+             "training'",
     )
     p.add_argument(
         "--gpus",
@@ -132,7 +145,9 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
         "--amp", action="store_true", help="mixed precision (fp16 + scaler on CUDA, bf16 on CPU)"
     )
     p.add_argument("--amp-dtype", choices=("fp16", "bf16"), default=None)
-    p.add_argument("--layerwise-decay", action="store_true", help="layer-wise lr decay 0.75")
+    p.add_argument("--layerwise-decay", action="store_true",
+                   help="layer-wise lr decay 0.75 (weight decay 0.02 under --train-settings "
+                        "reference, as the original)")
     p.add_argument("--upsample", choices=("x1", "x2", "x4"), default="x1")
     p.add_argument(
         "--random-split",

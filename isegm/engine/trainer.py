@@ -10,7 +10,8 @@ scaler, epoch and position inside the epoch; every random draw is derived from
 ``(seed, epoch, step, rank)``, so no RNG state has to be stored), atomic checkpoints
 (``last.pth`` every epoch and every ``save_last_every_steps``, ``NNN.pth`` every
 ``checkpoint_interval`` epochs, ``best.pth`` on validation IoU), AMP (fp16 with a scaler, or
-bf16), optional gradient clipping, and a non-finite loss guard.
+bf16), optional gradient clipping, and a guard that refuses a step whose loss or gradients
+are not finite.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from isegm.model.checkpoint import (
 from isegm.model.losses import NormalizedFocalLossSigmoid, ScoreLoss, TokenContrastiveLoss
 from isegm.utils import distributed as dist_utils
 
-from .optim import build_optimizer
+from .optim import OPTIMIZERS, WEIGHT_DECAY_RULES, build_optimizer
 
 __all__ = [
     "TrainingInterrupted",
@@ -133,7 +134,26 @@ class TrainConfig:
     seed: int = 0
     max_nonfinite_steps: int = 20
     max_steps_per_epoch: int | None = None
-    validate_every: int = 1
+    validate_every: int = 1  # epochs between validations; 0: never (the original validates never)
+    # --- the original's training where the project chose otherwise (README "Reproducing
+    # published training"); the defaults are the project's choices
+    # 'project': no decay on 1-D params, pos_embed, gammas; the click embedding at layer 0.
+    # 'reference': the original's AdamW groups (isegm.engine.optim.reference_param_groups)
+    weight_decay_rule: str = "project"
+    # 'adamw', or 'adam' (weight decay as L2 on the gradient: the original SimpleClick scripts;
+    # the same update as AdamW while the weight decay is 0)
+    optimizer: str = "adamw"
+    # weight decay under layer_decay (None: weight_decay); the original uses 0.02 there
+    layer_decay_weight_decay: float | None = None
+    # iterative training clicks: 'deepest' (the evaluation's click) or 'inner-half' (the
+    # original's random pixel in the inner half of the larger error region; ignore = background)
+    train_clicks: str = "deepest"
+    # draw the number of extra clicks and the reset per process (the original) instead of one
+    # draw per global step
+    clicks_per_rank: bool = False
+    # epochs the MultiStepLR schedule is ahead: the original's --start-epoch 1 pre-steps it,
+    # so its first drop comes after milestone - 1 trained epochs
+    lr_epoch_offset: int = 0
     # stop at the first step boundary after this many seconds of this run (None: no limit);
     # last.pth is saved there, so a long run can train in chunks of fixed wall time
     time_limit_s: float | None = None
@@ -143,6 +163,17 @@ class TrainConfig:
             raise ValueError(f"amp must be off, fp16 or bf16, got {self.amp!r}")
         if self.time_limit_s is not None and not self.time_limit_s >= 0:
             raise ValueError(f"time_limit_s must be >= 0, got {self.time_limit_s!r}")
+        if self.weight_decay_rule not in WEIGHT_DECAY_RULES:
+            raise ValueError(f"weight_decay_rule must be one of {WEIGHT_DECAY_RULES}, "
+                             f"got {self.weight_decay_rule!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, "
+                             f"got {self.optimizer!r}")
+        if self.train_clicks not in ("deepest", "inner-half"):
+            raise ValueError(f"train_clicks must be deepest or inner-half, "
+                             f"got {self.train_clicks!r}")
+        if self.validate_every < 0:
+            raise ValueError(f"validate_every must be >= 0, got {self.validate_every!r}")
 
 
 @dataclass
@@ -153,7 +184,11 @@ class LossConfig:
     token_weight: float = 0.0
     score_weight: float = 0.0
     score_mode: str = "focal"
+    # the original's +CL loss (TokenContrastiveLoss reference_quirks)
     token_reference_quirks: bool = False
+    # ignore cells in the score loss: 'background' (the project) or 'reference' (the original:
+    # counted in the mean, zero focal loss / MSE against -1)
+    score_ignore: str = "background"
     focal_alpha: float = 0.5
     focal_gamma: float = 2.0
     patches: dict = field(default_factory=lambda: {"s": 8, "l": 32})
@@ -295,12 +330,17 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DDP(self.model, device_ids=ids, output_device=ids[0] if ids else None)
+        wd = train_cfg.weight_decay
+        if train_cfg.layer_decay and train_cfg.layer_decay_weight_decay is not None:
+            wd = train_cfg.layer_decay_weight_decay
         self.optimizer = build_optimizer(
             self.model,
             train_cfg.lr,
-            train_cfg.weight_decay,
+            wd,
             train_cfg.betas,
             layer_decay=train_cfg.layer_decay,
+            rule=train_cfg.weight_decay_rule,
+            name=train_cfg.optimizer,
         )
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.scaler = torch.amp.GradScaler(
@@ -308,7 +348,9 @@ class Trainer:
         )
         self.instance_loss = NormalizedFocalLossSigmoid(loss_cfg.focal_alpha, loss_cfg.focal_gamma)
         self.token_loss = TokenContrastiveLoss(loss_cfg.patches, loss_cfg.token_reference_quirks)
-        self.score_loss = ScoreLoss(loss_cfg.score_mode, patches=loss_cfg.patches)
+        self.score_loss = ScoreLoss(
+            loss_cfg.score_mode, patches=loss_cfg.patches, ignore=loss_cfg.score_ignore
+        )
         self.trainset, self.valset = trainset, valset
         self.sampler = ResumableSampler(
             len(trainset),
@@ -399,7 +441,8 @@ class Trainer:
             )
 
     def _set_lr(self, epoch: int) -> float:
-        factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), epoch)
+        shifted = epoch + self.cfg.lr_epoch_offset
+        factor = self.cfg.lr_gamma ** bisect.bisect_right(sorted(self.cfg.milestones), shifted)
         for g, base in zip(self.optimizer.param_groups, self.base_lrs):
             g["lr"] = base * factor
         return self.cfg.lr * factor
@@ -416,24 +459,8 @@ class Trainer:
     ) -> tuple[torch.Tensor, dict, dict]:
         images = batch["images"].to(self.device, non_blocking=True)
         gt = batch["instances"].to(self.device, non_blocking=True)
-        points = add_click_slots(
-            batch["points"].to(self.device, non_blocking=True), self.cfg.max_num_next_clicks
-        )
-        prev = torch.zeros_like(gt)
-        num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
-        reset = rng.random() < self.cfg.click_reset_prob
-        with torch.no_grad():
-            if reset:  # start over from a single click in the object
-                points = next_clicks_batch(prev, gt, torch.full_like(points, -1), click_indx=1)
-            else:
-                was_training = self.model.training
-                self.model.eval()
-                for c in range(num_iters):
-                    with self._autocast():
-                        logits = self.model(torch.cat([images, prev], 1), points)["instances"]
-                    prev = torch.sigmoid(logits.float())
-                    points = next_clicks_batch(prev, gt, points, click_indx=c + 1)
-                self.model.train(was_training)
+        points = batch["points"].to(self.device, non_blocking=True)
+        points, prev = self.simulate_clicks(images, gt, points, rng)
         with torch.set_grad_enabled(train), self._autocast():
             out = self.net(torch.cat([images, prev], 1), points)
         losses = self.compute_losses(out, gt)
@@ -451,15 +478,46 @@ class Trainer:
         }  # for the image dumps
         return losses["overall"], scalars, first
 
+    @torch.no_grad()
+    def simulate_clicks(
+        self, images: torch.Tensor, gt: torch.Tensor, points: torch.Tensor,
+        rng: np.random.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clicks and the previous mask the step trains on: 0..``max_num_next_clicks``
+        extra clicks simulated with the model in eval mode (or, with ``click_reset_prob``, one
+        click from scratch), each from the current errors. Returns ``(points, prev_mask)``."""
+        points = add_click_slots(points, self.cfg.max_num_next_clicks)
+        prev = torch.zeros_like(gt, dtype=images.dtype)
+        num_iters = int(rng.integers(0, self.cfg.max_num_next_clicks + 1))
+        reset = rng.random() < self.cfg.click_reset_prob
+        if reset:  # start over from a single click in the object
+            return next_clicks_batch(prev, gt, torch.full_like(points, -1), click_indx=1), prev
+        was_training = self.model.training
+        self.model.eval()
+        for c in range(num_iters):
+            with self._autocast():
+                logits = self.model(torch.cat([images, prev], 1), points)["instances"]
+            prev = torch.sigmoid(_loss_dtype(logits)).to(images.dtype)
+            points = self._next_clicks(prev, gt, points, c + 1, rng)
+        self.model.train(was_training)
+        return points, prev
+
+    def _next_clicks(self, prev, gt, points, click_indx: int, rng: np.random.Generator):
+        """One simulated training click per sample (``TrainConfig.train_clicks``)."""
+        if self.cfg.train_clicks == "inner-half":
+            return next_clicks_batch(prev, gt, points, click_indx=click_indx,
+                                     mode="inner-half", rng=rng, ignore_label=None)
+        return next_clicks_batch(prev, gt, points, click_indx=click_indx)
+
     def compute_losses(self, out: dict, gt: torch.Tensor) -> dict[str, torch.Tensor]:
         lc = self.loss_cfg
         tokens = []
-        if lc.token_weight > 0 or lc.score_weight > 0:  # the token losses run in float32
+        if lc.token_weight > 0 or lc.score_weight > 0:  # the token losses run in >= float32
             tokens = [
-                {k: v.float() if torch.is_floating_point(v) else v for k, v in rec.items()}
+                {k: _loss_dtype(v) if torch.is_floating_point(v) else v for k, v in rec.items()}
                 for rec in out.get("tokens", [])
             ]
-        losses = {"instance": self.instance_loss(out["instances"].float(), gt).mean()}
+        losses = {"instance": self.instance_loss(_loss_dtype(out["instances"]), gt).mean()}
         if lc.token_weight > 0:
             losses["token"] = self.token_loss(tokens, gt)
         if lc.score_weight > 0:
@@ -475,32 +533,29 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict | None:
         """One optimisation step; returns the (process-averaged) scalars, or None if skipped."""
-        rng = np.random.default_rng([self.cfg.seed, self.epoch, self.step_in_epoch])
+        draw = [self.cfg.seed, self.epoch, self.step_in_epoch]
+        rng = np.random.default_rng(draw + [self.rank] if self.cfg.clicks_per_rank else draw)
         torch.manual_seed(_step_seed(self.cfg.seed, self.epoch, self.step_in_epoch, self.rank))
         self.optimizer.zero_grad(set_to_none=True)
         loss, scalars, vis = self.batch_forward(batch, rng, train=True)
         finite = dist_utils.all_reduce_min(torch.isfinite(loss).float().detach())
         if finite.item() < 1:
-            self.nonfinite_streak += 1
-            logger.warning(
-                "non-finite loss at epoch %d step %d: step skipped (%d in a row)",
-                self.epoch,
-                self.step_in_epoch,
-                self.nonfinite_streak,
-            )
-            if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
-                raise NonFiniteLossError(
-                    f"stopping: {self.nonfinite_streak} consecutive steps with a non-finite loss"
-                )
-            return None
-        self.nonfinite_streak = 0
+            return self._skip_step("non-finite loss")
         self.scaler.scale(loss).backward()
+        if self.scaler.is_enabled():
+            self.scaler.unscale_(self.optimizer)  # the check and the clipping see true gradients
+        bad = self._first_nonfinite_grad()
+        if bad is not None:
+            if self.scaler.is_enabled():
+                self.scaler.update()  # an fp16 overflow: the scaler lowers its scale
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip_step(f"non-finite gradient in {bad}")
+        self.nonfinite_streak = 0
         if self.cfg.grad_clip:
-            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        scalars = {k: dist_utils.all_reduce_mean(v.float()) for k, v in scalars.items()}
+        scalars = {k: dist_utils.all_reduce_mean(_loss_dtype(v)) for k, v in scalars.items()}
         if (
             self.rank == 0
             and self.cfg.image_dump_interval
@@ -508,6 +563,39 @@ class Trainer:
         ):
             self._dump_images(vis)
         return scalars
+
+    def _first_nonfinite_grad(self) -> str | None:
+        """Name of the first parameter whose gradient holds a NaN or an infinity, or None.
+
+        One fused norm per parameter and a single host sync: a NaN or infinite entry makes its
+        tensor's norm non-finite. The gradients are the same on every process after DDP's
+        all-reduce, so every process takes the same decision."""
+        named = [(n, p.grad) for n, p in self.model.named_parameters() if p.grad is not None]
+        if not named:
+            return None
+        norms = torch.stack(torch._foreach_norm([g for _, g in named]))
+        bad = ~torch.isfinite(norms)
+        if not bool(bad.any()):
+            return None
+        return named[int(bad.nonzero()[0, 0])][0]
+
+    def _skip_step(self, why: str) -> None:
+        """Refuses this step (no update) with one log line; stops the run after
+        ``max_nonfinite_steps`` refused steps in a row."""
+        self.nonfinite_streak += 1
+        logger.warning(
+            "%s at epoch %d step %d: step skipped (%d in a row)",
+            why,
+            self.epoch,
+            self.step_in_epoch,
+            self.nonfinite_streak,
+        )
+        if self.nonfinite_streak >= self.cfg.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"stopping: {self.nonfinite_streak} consecutive steps with a non-finite loss "
+                f"or gradient"
+            )
+        return None
 
     # ------------------------------------------------------------------ loops
     def run(self) -> None:
@@ -530,7 +618,8 @@ class Trainer:
                     if self._stop_requested():
                         self._interrupted()
                     improved = False
-                    if self.valset is not None and (self.epoch + 1) % self.cfg.validate_every == 0:
+                    every = self.cfg.validate_every
+                    if self.valset is not None and every and (self.epoch + 1) % every == 0:
                         metric = self.validate()
                         improved = metric > self.best_metric
                         self.best_metric = max(metric, self.best_metric)
@@ -697,6 +786,12 @@ class Trainer:
         )
         if self.writer is not None:
             self.writer.add_image("TrainSamples", canvas, self.global_step, dataformats="HWC")
+
+
+def _loss_dtype(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision (AMP) outputs in float32 for the losses; float32 and float64 unchanged, so
+    a float64 model's step stays in float64 (the reference one-step tests)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def _plain(v: Any) -> Any:

@@ -139,10 +139,35 @@ def get_next_click(
     return bool(is_positive), int(y), int(x)
 
 
+def inner_half_click(
+    fn_mask: np.ndarray, fp_mask: np.ndarray, rng: np.random.Generator
+) -> tuple[bool, int, int] | None:
+    """The original trainer's iterative training click (``get_next_points``): the larger
+    error region by its deepest pixel (OpenCV's 5×5 L2 distance transform with a zero border,
+    ties go negative), then a uniformly random pixel deeper than half that depth. None when
+    no pixel qualifies (no error left)."""
+    import cv2
+
+    def depth(mask: np.ndarray) -> np.ndarray:
+        padded = np.pad(mask.astype(np.uint8), 1)
+        return cv2.distanceTransform(padded, cv2.DIST_L2, 5)[1:-1, 1:-1]
+
+    fn_dt, fp_dt = depth(fn_mask), depth(fp_mask)
+    fn_max, fp_max = float(fn_dt.max()), float(fp_dt.max())
+    is_positive = fn_max > fp_max
+    inner = np.argwhere((fn_dt if is_positive else fp_dt) > max(fn_max, fp_max) / 2.0)
+    if len(inner) == 0:
+        return None
+    y, x = inner[int(rng.integers(len(inner)))]
+    return bool(is_positive), int(y), int(x)
+
+
 def _error_regions(
-    gt_mask: np.ndarray, pred_mask: np.ndarray, ignore_label: int = -1
+    gt_mask: np.ndarray, pred_mask: np.ndarray, ignore_label: int | None = -1
 ) -> tuple[np.ndarray, np.ndarray]:
-    valid = gt_mask != ignore_label
+    """False negatives and false positives; ``ignore_label`` None counts every non-object
+    pixel (ignore ones too) as background, as the original trainer does."""
+    valid = gt_mask != ignore_label if ignore_label is not None else np.ones_like(gt_mask, bool)
     obj = gt_mask == 1
     pred = np.asarray(pred_mask, dtype=bool)
     fn = obj & ~pred & valid
@@ -299,9 +324,10 @@ def next_clicks_batch(
         points: [B, 2N, 3] in the layout of :func:`clicks_to_points`; not modified.
         click_indx: index written into the new rows.
         pred_thr: probability threshold (``> pred_thr`` is predicted object).
-        mode: 'standard' or 'random-top50'.
-        rng: generator (or seed) for 'random-top50'.
-        ignore_label: ignore label of ``gt``.
+        mode: 'standard', 'random-top50', or 'inner-half' (the original trainer's random
+            training click, :func:`inner_half_click`; it may click a pixel clicked before).
+        rng: generator (or seed) for 'random-top50' and 'inner-half'.
+        ignore_label: ignore label of ``gt``; None: ignore pixels count as background.
 
     Returns:
         Updated copy of ``points`` (same type, dtype and device as the input): the click is
@@ -330,7 +356,10 @@ def next_clicks_batch(
         not_clicked[ys[inside], xs[inside]] = False
 
         fn, fp = _error_regions(gt_np[b], probs_np[b] > pred_thr, ignore_label)
-        found = get_next_click(fn, fp, not_clicked, mode, gen)
+        if mode == "inner-half":
+            found = inner_half_click(fn, fp, gen)
+        else:
+            found = get_next_click(fn, fp, not_clicked, mode, gen)
         if found is None:
             continue
         is_positive, y, x = found

@@ -62,6 +62,14 @@ def _scale_records(tokens: Sequence[Mapping[str, Tensor]], patches: Mapping[str,
                 yield rec, s, patch
 
 
+def _safe_sqrt(x: Tensor) -> Tensor:
+    """``sqrt(x)`` for ``x >= 0`` whose gradient at 0 is 0, not infinite: an empty selection
+    (no positive or no negative token) sums to exactly 0, and ``0 · inf`` from masking that term
+    afterwards would be NaN. The value is unchanged."""
+    nonzero = x > 0
+    return torch.where(nonzero, torch.sqrt(torch.where(nonzero, x, torch.ones_like(x))), 0.0)
+
+
 class TokenContrastiveLoss(nn.Module):
     """Contrastive (soft-margin triplet) loss on the selected tokens (MST's ``PatchLoss``).
 
@@ -110,15 +118,16 @@ class TokenContrastiveLoss(nn.Module):
                 elif id(rec) in skip_small:
                     ok = ok & ~skip_small[id(rec)]
                 sq = (sel - anchor) ** 2  # norm over the token axis, then mean over channels
-                ap = torch.sqrt((sq * pos.unsqueeze(-1)).sum(1)).mean(-1)
-                an = torch.sqrt((sq * neg.unsqueeze(-1)).sum(1)).mean(-1)
+                ap = _safe_sqrt((sq * pos.unsqueeze(-1)).sum(1)).mean(-1)
+                an = _safe_sqrt((sq * neg.unsqueeze(-1)).sum(1)).mean(-1)
             else:
                 dist = (sel - anchor).norm(dim=-1)
                 ap = (dist * pos).sum(1) / n_pos.clamp(min=1)
                 an = (dist * neg).sum(1) / n_neg.clamp(min=1)
-            terms = F.softplus(ap - an)
+            # skipped terms are selected away (not multiplied by 0): their gradient is exactly 0
+            terms = torch.where(ok, F.softplus(ap - an), 0.0)
             okf = ok.to(sel.dtype)
-            total = total + (terms * okf).sum()
+            total = total + terms.sum()
             count = count + okf.sum()
         return total / count.clamp(min=1)
 
@@ -127,7 +136,9 @@ class ScoreLoss(nn.Module):
     """Supervises the token scores with the object mask at each token grid (SPEC §4.3):
     focal loss (``main`` / ``mst-448``, α 0.25, γ 2) or MSE (224 family), over the samples that
     have a positive click, ``0.5·(small + large)`` per block, averaged over blocks. Returns 0
-    (not NaN) when no sample has a positive click.
+    (not NaN) when no sample has a positive click. ``ignore``: ignore cells as background
+    (``'background'``) or as the original treats them (``'reference'``: counted in the mean
+    with zero focal loss; MSE against the label -1).
     """
 
     def __init__(
@@ -136,22 +147,33 @@ class ScoreLoss(nn.Module):
         alpha: float = 0.25,
         gamma: float = 2.0,
         patches: Mapping[str, int] | None = None,
+        ignore: str = "background",
     ) -> None:
         super().__init__()
         if mode not in ("focal", "mse"):
             raise ValueError(f"mode must be 'focal' or 'mse', got {mode!r}")
-        self.mode, self.alpha, self.gamma = mode, alpha, gamma
+        if ignore not in ("background", "reference"):
+            raise ValueError(f"ignore must be 'background' or 'reference', got {ignore!r}")
+        self.mode, self.alpha, self.gamma, self.ignore = mode, alpha, gamma, ignore
         self.patches = dict(patches or {"s": 8, "l": 32})
 
     def _elementwise(self, p: Tensor, t: Tensor) -> Tensor:
         if self.mode == "mse":
             return (p - t) ** 2
         p = p.clamp(1e-7, 1 - 1e-7)
-        return torch.where(
+        loss = torch.where(
             t > 0.5,
             -self.alpha * (1 - p) ** self.gamma * torch.log(p),
             -(1 - self.alpha) * p**self.gamma * torch.log(1 - p),
         )
+        return torch.where(t < 0, 0.0, loss)  # ignore cells (reference targets only): 0
+
+    def _target(self, gt: Tensor, patch: int, dtype: torch.dtype) -> Tensor:
+        """Per-token target: object 1 / background 0; with ``ignore='reference'`` the raw
+        label at the token's top-left pixel, so ignore cells stay -1 (the original)."""
+        if self.ignore == "reference":
+            return gt[:, :1, ::patch, ::patch].flatten(1).to(dtype)
+        return token_grid_labels(gt, patch).to(dtype)
 
     def forward(self, tokens: Sequence[Mapping[str, Tensor]], gt: Tensor) -> Tensor:
         per_block = []
@@ -161,7 +183,7 @@ class ScoreLoss(nn.Module):
                 scores = rec.get(f"pos_scores_{s}")
                 if scores is None:
                     continue
-                target = token_grid_labels(gt, patch).to(scores.dtype)
+                target = self._target(gt, patch, scores.dtype)
                 has = (scores.sum(1) != 0).to(scores.dtype).unsqueeze(1)
                 n = has.sum() * scores.shape[1]
                 parts.append((self._elementwise(scores, target) * has).sum() / n.clamp(min=1))
