@@ -71,8 +71,9 @@ def check_image_header(data: bytes | np.ndarray, name: str,
             with Image.open(io.BytesIO(raw), formats=IMAGE_FORMATS) as probe:
                 w, h = probe.size
     except Image.DecompressionBombError:
-        raise TooManyPixels(f"{name}: the image has too many pixels (its header announces "
-                            f"more than {Image.MAX_IMAGE_PIXELS})") from None
+        # PIL refuses to size headers above twice its own bound
+        raise TooManyPixels(f"{name}: the image has more than {2 * Image.MAX_IMAGE_PIXELS} "
+                            f"pixels (from its header), the limit is {max_pixels}") from None
     except Exception:  # noqa: BLE001 - PIL raises several types for unknown or corrupt data
         raise UnsupportedImageFormat(
             f"{name}: not a {FORMAT_NAMES} image (unknown format or corrupt header)"

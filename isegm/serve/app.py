@@ -826,7 +826,7 @@ class _Gate:
             await self.app(scope, receive, send_logged)
         finally:
             state = scope.get("state", {})
-            session = str(state.get("session") or "-")[:8]
+            session = log_text(str(state.get("session") or "-")[:8])
             logger.info(
                 "%s %s %d session=%s clicks=%s client=%s %.1f ms",
                 log_text(scope.get("method", "")),

@@ -137,9 +137,9 @@ def test_token_guards_every_endpoint(make_client, headers, status):
 
 def test_page_accepts_the_token_in_its_address(make_client):
     client, _ = make_client(token="s3cret")
-    assert client.get("/?token=s3cret").status_code == 200
     assert client.get("/?token=nope").status_code == 401
-    assert client.get("/api/info?token=s3cret").status_code == 401  # the API needs the header
+    assert client.get("/api/info?token=s3cret").status_code == 401  # not in API addresses
+    assert client.get("/?token=s3cret").status_code == 200  # then a cookie holds it
 
 
 def test_a_failing_forward_is_a_json_500_and_the_server_goes_on(make_client, model, image_a):
