@@ -76,7 +76,7 @@ def check_image_header(data: bytes | np.ndarray, name: str,
                             f"pixels (from its header), the limit is {max_pixels}") from None
     except Exception:  # noqa: BLE001 - PIL raises several types for unknown or corrupt data
         raise UnsupportedImageFormat(
-            f"{name}: not a {FORMAT_NAMES} image (unknown format or corrupt header)"
+            f"cannot read {name}: not a {FORMAT_NAMES} image (unknown format or corrupt header)"
         ) from None
     if max_pixels is not None and w * h > max_pixels:
         raise TooManyPixels(

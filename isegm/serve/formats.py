@@ -73,7 +73,7 @@ def decode_upload(data: bytes, max_pixels: int, name: str = "upload") -> np.ndar
     except TooManyPixels as e:
         raise ImageRejected(str(e), 413) from None
     except UnsupportedImageFormat as e:
-        raise ImageRejected(f"cannot decode {e}", 415) from None
+        raise ImageRejected(str(e), 415) from None
     if image is None:
         raise ImageRejected(f"{name}: cannot decode the upload as an image (corrupt data)")
     return image

@@ -41,7 +41,7 @@ def test_bad_requests_are_4xx_json_naming_the_problem(make_client, image_a):
     error(client.post("/api/sessions", files={"image": ("c.png", png(small)[:200], "image/png")}),
           400, "cannot decode")
     error(client.post("/api/sessions", files={"image": ("t.txt", b"hello", "text/plain")}),
-          415, "cannot decode", "PNG, JPEG")
+          415, "cannot read", "PNG, JPEG")
     error(client.post("/api/sessions", content=b"x", headers={"content-type": "text/plain"}),
           415, "content type")
     error(client.post("/api/sessions", json={"image": "not base64!"}), 400, "base64")

@@ -186,7 +186,7 @@ def test_allowed_origins_get_no_key_and_every_network_failure_reads_the_same(
     refused = error(client.post("/predict", json=ls_body(dead + "/x.png")), 502, "could not")
     missing = error(client.post("/predict", json=ls_body(ls.origin + "/none.png")), 502)
     assert refused.replace(dead, "O") == missing.replace(ls.origin, "O")  # no port scanner
-    error(client.post("/predict", json=ls_body(other.origin + "/bad.png")), 415, "cannot decode")
+    error(client.post("/predict", json=ls_body(other.origin + "/bad.png")), 415, "cannot read")
 
 
 # --------------------------------------------------------------------------- 2: slow hosts
@@ -479,7 +479,8 @@ def test_fuzzed_json_bodies_never_give_a_500(make_client, image_a, monkeypatch):
     ],
 )
 def test_unsafe_or_bad_flags_exit_2_with_one_line(argv, words, capsys):
-    assert serve_main(argv) == 2
+    # a missing checkpoint as well: whatever happens, no server is started on these addresses
+    assert serve_main([*argv, "--checkpoint", "no/such.pth"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and len(err.splitlines()) == 1, err
     for w in words:
