@@ -212,6 +212,9 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, int, Path]
     log = Path(tempfile.mkstemp(prefix="bench_serve_", suffix=".log")[1])
     cmd = [sys.executable, "-m", "isegm.serve", "--host", "127.0.0.1", "--port", str(port),
            "--max-sessions", str(max(args.rss_sessions, max(args.clients)) + 8),
+           # every client of the benchmark is 127.0.0.1: one client for the per-client quota
+           "--max-client-sessions", str(max(args.rss_sessions, max(args.clients)) + 8),
+           "--max-client-memory-mb", str(args.max_memory_mb),
            "--max-memory-mb", str(args.max_memory_mb)]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from isegm.data.base import DatasetError
-from isegm.data.io import decode_image
+from isegm.data.io import DEFAULT_MAX_PIXELS, ImageRefused, decode_image
 from isegm.data.mask_io import read_mask_file
 from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
@@ -158,12 +158,17 @@ def load_model(checkpoint: str | Path | None, device: torch.device | str = "cpu"
 
 
 # --------------------------------------------------------------------------- files and clicks
-def read_image(path: str | Path) -> np.ndarray:
+# The server's click cap: a longer list is refused (10,000 clicks ran for minutes).
+DEFAULT_MAX_CLICKS = 100
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Reads an image file as HxWx3 uint8 RGB (grey and alpha images are converted; 16-bit
     images are scaled by the bits they use, see :func:`isegm.data.io.decode_image`).
 
     Raises:
-        InputError: the file is missing or not a readable image.
+        InputError: the file is missing, not a PNG/JPEG/BMP/TIFF/WebP image, or has more
+            than ``max_pixels`` pixels (checked from its header, before decoding).
     """
     path = Path(path)
     if path.is_dir():
@@ -171,7 +176,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     data = np.fromfile(str(path), dtype=np.uint8)
-    image = decode_image(data, str(path)) if data.size else None
+    try:
+        image = decode_image(data, str(path), max_pixels) if data.size else None
+    except ImageRefused as e:
+        raise InputError(str(e)) from None
     if image is None:
         raise InputError(f"cannot read {path} as an image")
     return image
@@ -432,6 +440,9 @@ class Predictor:
         history_limit: int = HISTORY_LIMIT,
         refine: str = "auto",
     ) -> None:
+        if limit_longest_size is not None and limit_longest_size < 0:
+            raise InputError(f"limit_longest_size must be >= 0 (0: no downscaling), got "
+                             f"{limit_longest_size}")
         self.device = torch.device(device)
         self.history_limit = max(1, int(history_limit))
         if isinstance(checkpoint, nn.Module):
@@ -625,6 +636,10 @@ class Predictor:
             prob = self._init_prob
         else:
             prob = np.zeros(size, dtype=np.float32)
+        if self._init_prob is None and checked and not any(p for _, _, p in checked):
+            # background clicks alone select nothing (the network would still answer a few
+            # pixels next to them)
+            prob = np.zeros(size, dtype=np.float32)
         return prob > self.threshold, prob.copy()
 
     def _use_prev_mask(self, prev_mask: np.ndarray | None) -> None:
@@ -700,6 +715,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--limit-longest-size", type=int, default=800, help="downscale larger images (800)"
     )
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=f"largest image in pixels, checked before decoding "
+                        f"({DEFAULT_MAX_PIXELS})")
+    parser.add_argument("--max-clicks", type=int, default=DEFAULT_MAX_CLICKS,
+                        help=f"longest click list ({DEFAULT_MAX_CLICKS})")
     parser.add_argument(
         "--zoom-in",
         action=argparse.BooleanOptionalAction,
@@ -796,10 +816,19 @@ def _run(args: argparse.Namespace, model: nn.Module | None) -> int:
     try:
         if not 0.0 <= args.threshold <= 1.0:
             raise InputError(f"--threshold must be in [0, 1], got {args.threshold}")
+        for flag, value in (("--max-pixels", args.max_pixels), ("--max-clicks", args.max_clicks)):
+            if value < 1:
+                raise InputError(f"{flag} must be positive, got {value}")
+        if args.limit_longest_size < 0:
+            raise InputError("--limit-longest-size must be >= 0 (0: no downscaling), got "
+                             f"{args.limit_longest_size}")
         device = select_device(args.cpu, args.gpu)
         set_threads(args.threads)
-        image = read_image(args.image)
-        clicks = check_clicks(parse_clicks(args.clicks), image.shape[:2])
+        parsed = parse_clicks(args.clicks)
+        if len(parsed) > args.max_clicks:
+            raise InputError(f"{len(parsed)} clicks, the limit is --max-clicks {args.max_clicks}")
+        image = read_image(args.image, args.max_pixels)
+        clicks = check_clicks(parsed, image.shape[:2])
         prev = read_mask(args.prev_mask, image.shape[:2]) if args.prev_mask else None
         for out in (args.output, args.prob_output):
             if out is not None and Path(out).suffix.lower() != ".png":

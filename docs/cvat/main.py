@@ -8,11 +8,17 @@ import urllib.request
 
 
 def init_context(context):
-    context.user_data.url = os.environ.get("ISEGM_URL", "http://127.0.0.1:8000").rstrip("/")
+    # no default: 127.0.0.1 would be this function's own container
+    context.user_data.url = os.environ.get("ISEGM_URL", "").strip().rstrip("/")
     context.user_data.token = os.environ.get("ISEGM_TOKEN", "")
 
 
 def handler(context, event):
+    if not context.user_data.url:
+        message = ("ISEGM_URL is not set: deploy the function with --env ISEGM_URL=http://<the "
+                   "isegm server's host>:8000 (not 127.0.0.1, the function's own container)")
+        return context.Response(body=json.dumps({"error": message}), headers={},
+                                content_type="application/json", status_code=500)
     body = event.body
     if not isinstance(body, (bytes, bytearray)):  # nuclio parses JSON bodies into a dict
         body = json.dumps(body).encode()

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .base import DatasetError
-from .io import read_bytes
+from .io import DATASET_MAX_PIXELS, ImageRefused, check_image_header, read_bytes
 
 __all__ = ["IGNORE_ID", "MASK_FORMATS", "DecodedMask", "decode_mask", "read_mask_file"]
 
@@ -159,6 +159,10 @@ def read_mask_file(path: str | Path, soft: str = "error") -> DecodedMask:
     """
     path = Path(path)
     data = read_bytes(path)
+    try:
+        check_image_header(data, str(path), DATASET_MAX_PIXELS)
+    except ImageRefused as e:
+        raise DatasetError(str(e)) from None
     if _is_palette_png(data):
         return decode_mask(_palette_indices(data, str(path)), str(path), palette=True)
     raw = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)

@@ -9,31 +9,36 @@ traceback.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import logging
 import os
+import threading
 import time
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote, unquote
 
 import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from isegm.data.io import DEFAULT_MAX_PIXELS
 from isegm.demo.controller import label_map_dtype
-from isegm.predict import ClickTuple, InputError, Predictor
+from isegm.predict import DEFAULT_MAX_CLICKS, ClickTuple, InputError, Predictor
+from isegm.serve.fetch import FetchError, Fetcher
 from isegm.serve.formats import (
     ImageRejected,
     b64_png,
@@ -45,7 +50,14 @@ from isegm.serve.formats import (
     mask_summary,
     png_bytes,
 )
-from isegm.serve.sessions import Session, SessionLimit, SessionStore, UnknownSession
+from isegm.serve.sessions import (
+    MemoryFull,
+    Session,
+    SessionLimit,
+    SessionStore,
+    UnknownSession,
+    log_text,
+)
 from isegm.serve.worker import BatchingWorker
 
 __all__ = ["ApiError", "ServeConfig", "Service", "create_app"]
@@ -60,12 +72,29 @@ class ServeConfig:
     """Server limits and predictor settings (command-line flags of ``python -m isegm.serve``)."""
 
     max_upload_bytes: int = 20 * 2**20
-    max_pixels: int = 25_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_sessions: int = 32
     max_memory_bytes: int = 2 * 2**30
+    # a session with finished objects is kept this long idle, one with nothing finished less
     session_ttl_s: float = 3600.0
-    max_clicks: int = 100
+    empty_session_ttl_s: float = 600.0
+    # per client (token, or remote address without tokens): API sessions and their memory
+    max_client_sessions: int = 8
+    max_client_memory_bytes: int = 2**30
+    # CVAT / Label Studio sessions: a pool of their own
+    max_adapter_sessions: int = 16
+    max_adapter_memory_bytes: int = 2**30
+    max_clicks: int = DEFAULT_MAX_CLICKS
     token: str | None = None
+    tokens: tuple[str, ...] = ()  # more tokens (one per user: the quota is per token)
+    # the address bound: with the loopback names, the Host headers accepted
+    host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()  # more Host names ("*": any)
+    allowed_origins: tuple[str, ...] = ()  # foreign web origins allowed (CORS)
+    # Label Studio task images
+    fetch_origins: tuple[str, ...] = ()  # origins fetched besides LABEL_STUDIO_URL's
+    fetch_deadline_s: float = 20.0
+    fetch_workers: int = 4
     limit_longest_size: int = 800
     zoom_in: bool = True
     threshold: float = 0.5
@@ -73,13 +102,20 @@ class ServeConfig:
     model_name: str = "model"
 
 
+    @property
+    def all_tokens(self) -> tuple[str, ...]:
+        return tuple(t for t in ((self.token,) if self.token else ()) + self.tokens if t)
+
+
 class ApiError(Exception):
     """A request the server refuses: answered ``status`` with ``{"error": message}``."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None
+                 ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
 
 
 class Service:
@@ -102,13 +138,42 @@ class Service:
         self.model = model
         self.device = torch.device(device)
         self.config = config or ServeConfig()
-        self.worker = BatchingWorker(self.config.max_batch, num_threads)
+        c = self.config
+        self.worker = BatchingWorker(c.max_batch, num_threads)
         self.store = SessionStore(
             self.make_predictor,
-            max_sessions=self.config.max_sessions,
-            max_bytes=self.config.max_memory_bytes,
-            ttl_s=self.config.session_ttl_s,
+            max_sessions=c.max_sessions,
+            max_bytes=c.max_memory_bytes,
+            ttl_s=c.session_ttl_s,
+            empty_ttl_s=c.empty_session_ttl_s,
+            max_adapter_sessions=c.max_adapter_sessions,
+            max_adapter_bytes=c.max_adapter_memory_bytes,
+            max_client_sessions=c.max_client_sessions,
+            max_client_bytes=c.max_client_memory_bytes,
         )
+        self.fetcher = Fetcher(c.max_upload_bytes, c.fetch_deadline_s, c.fetch_workers,
+                               c.fetch_origins)
+        self._flights: dict[str, Future] = {}
+        self._flights_lock = threading.Lock()
+        # expired sessions are released on time, not at the next request
+        self._stop = threading.Event()
+        period = max(0.5, min(60.0, min(c.session_ttl_s, c.empty_session_ttl_s) / 10))
+        self._reaper = threading.Thread(target=self._reap, args=(period,), daemon=True,
+                                        name="isegm-serve-reaper")
+        self._reaper.start()
+
+    def _reap(self, period: float) -> None:
+        while not self._stop.wait(period):
+            try:
+                self.store.expire()
+            except Exception:  # noqa: BLE001 - the reaper must not die
+                logger.exception("session expiry failed")
+
+    def close(self) -> None:
+        """Stops the worker, the reaper and the download pool."""
+        self._stop.set()
+        self.fetcher.close()
+        self.worker.stop()
 
     def make_predictor(self) -> Predictor:
         """A session's predictor: the shared model, forwards through the worker."""
@@ -123,14 +188,17 @@ class Service:
         )
 
     # -- sessions ------------------------------------------------------------------------------
-    def open_session(self, data: bytes, name: str, key: str | None = None) -> Session:
+    def open_session(self, data: bytes, name: str, key: str | None = None,
+                     client: str = "-") -> Session:
         if len(data) > self.config.max_upload_bytes:
             raise ApiError(413, self._too_large(len(data)))
         image = decode_upload(data, self.config.max_pixels, name or "image")
         try:
-            return self.store.create(image, name, key=key)
+            return self.store.create(image, name, key=key, owner=client)
         except SessionLimit as e:
             raise ApiError(429, str(e)) from None
+        except MemoryFull as e:
+            raise ApiError(507, str(e)) from None
 
     def _too_large(self, n: int) -> str:
         return f"the upload has {n} bytes, the limit is {self.config.max_upload_bytes}"
@@ -142,12 +210,34 @@ class Service:
             raise ApiError(404, "unknown session (never created, deleted or expired)") from None
 
     def adapter_session(self, key: str, data_or_loader: Any, name: str) -> Session:
-        """The cached session of an adapter request (by image hash) or a new one."""
-        session = self.store.find(key)
-        if session is None:
-            data = data_or_loader() if callable(data_or_loader) else data_or_loader
-            session = self.open_session(data, name, key=key)
-        return session
+        """The cached session of an adapter request (by image hash) or a new one.
+
+        Single flight per key: concurrent requests for one new image wait for the first one's
+        session (or its error) instead of each decoding the image into an orphan session."""
+        while True:
+            session = self.store.find(key)
+            if session is not None:
+                return session
+            with self._flights_lock:
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = self._flights[key] = Future()
+            assert flight is not None
+            if not leader:
+                return flight.result()  # the leader's session, or its error for this image
+            try:
+                data = data_or_loader() if callable(data_or_loader) else data_or_loader
+                session = self.open_session(data, name, key=key)
+            except BaseException as e:
+                flight.set_exception(e)
+                raise
+            else:
+                flight.set_result(session)
+                return session
+            finally:
+                with self._flights_lock:
+                    self._flights.pop(key, None)
 
     def predict_clicks(self, session: Session, clicks: list[ClickTuple]) -> np.ndarray:
         """Mask of a full click list on a session's image (stateless adapters); the predictor
@@ -172,7 +262,7 @@ class CreateSession(BaseModel):
 class ClickIn(BaseModel):
     x: float = Field(description="column in pixels of the original image")
     y: float = Field(description="row in pixels of the original image")
-    positive: bool = Field(True, description="true: object, false: background")
+    positive: StrictBool = Field(True, description="true: object, false: background")
 
 
 class CvatRequest(BaseModel):
@@ -180,6 +270,55 @@ class CvatRequest(BaseModel):
     pos_points: list[list[float]] = Field(default_factory=list, description="[[x, y], ...]")
     neg_points: list[list[float]] = Field(default_factory=list, description="[[x, y], ...]")
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="mask threshold")
+
+
+# Label Studio ML backend /predict (the fields this server reads; others are allowed)
+class LsKeypointValue(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    x: float = Field(ge=0.0, le=100.0, allow_inf_nan=False, description="percent of the width")
+    y: float = Field(ge=0.0, le=100.0, allow_inf_nan=False, description="percent of the height")
+    keypointlabels: list[str] = Field(default_factory=list)
+
+
+class LsResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str = ""
+    value: dict[str, Any] = Field(default_factory=dict)
+    is_positive: StrictBool = True
+    to_name: str | None = None
+
+
+class LsContext(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    result: list[LsResult] = Field(default_factory=list)
+
+
+class LsParams(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    context: LsContext | None = None
+
+
+class LsTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    data: dict[str, Any]
+
+
+class LsPredict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    tasks: list[LsTask] = Field(min_length=1)
+    params: LsParams | None = None
+    context: LsContext | None = None
+    label_config: str | None = None
+
+
+def validate_as(model: type[BaseModel], data: Any, where: str = "") -> Any:
+    """``model.model_validate(data)``, a failure as a 422 naming the first bad field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise ApiError(422, f"{loc.lstrip('.') or 'body'}: {first['msg']}") from None
 
 
 _CREATE_DOC = {
@@ -252,8 +391,9 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
-        return JSONResponse({"error": e.message}, status_code=e.status)
+    @app.exception_handler(FetchError)
+    async def _api_error(_: Request, e: ApiError | FetchError) -> JSONResponse:
+        return JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
 
     @app.exception_handler(ImageRejected)
     async def _image_error(_: Request, e: ImageRejected) -> JSONResponse:
@@ -278,15 +418,23 @@ def create_app(service: Service) -> FastAPI:
             status_code=500,
         )
 
-    app.add_middleware(_Gate, token=config.token, max_bytes=config.max_upload_bytes)
+    app.add_middleware(_Gate, config=config)
+    if config.allowed_origins:  # outermost: answers the CORS preflight of allowed origins
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.allowed_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
 
     # -- page ------------------------------------------------------------------------------
+    # async routes that do not touch the sessions: they answer without a worker thread
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
     @app.get("/api/info", tags=["api"])
-    def info() -> dict:
+    async def info() -> dict:
         """Model, device, limits and load."""
         stats = service.worker.stats
         return {
@@ -298,9 +446,15 @@ def create_app(service: Service) -> FastAPI:
                 "max_sessions": config.max_sessions,
                 "max_memory_bytes": config.max_memory_bytes,
                 "session_ttl_s": config.session_ttl_s,
+                "empty_session_ttl_s": config.empty_session_ttl_s,
+                "max_client_sessions": config.max_client_sessions,
+                "max_client_memory_bytes": config.max_client_memory_bytes,
+                "max_adapter_sessions": config.max_adapter_sessions,
+                "max_adapter_memory_bytes": config.max_adapter_memory_bytes,
                 "max_clicks": config.max_clicks,
             },
             "sessions": len(service.store),
+            "sessions_by_pool": service.store.counts(),
             "session_bytes": service.store.total_bytes,
             "forwards": stats.forwards,
             "batched_requests": stats.requests,
@@ -314,7 +468,8 @@ def create_app(service: Service) -> FastAPI:
         """Opens a session on an image: multipart field ``image`` (file) or JSON
         ``{"image": base64, "name": ...}``."""
         data, name = await _read_image_body(request, config.max_upload_bytes)
-        session = await run_in_threadpool(service.open_session, data, name)
+        session = await run_in_threadpool(service.open_session, data, name, None,
+                                          request.state.client)
         request.state.session = session.id
         h, w = session.size
         return {"session_id": session.id, "width": w, "height": h, "name": session.name}
@@ -438,9 +593,14 @@ def create_app(service: Service) -> FastAPI:
 
     # -- Label Studio ML backend -----------------------------------------------------------
     @app.get("/health", tags=["label studio"])
-    def ls_health() -> dict:
+    async def ls_health() -> dict:
         """Label Studio ML backend health check."""
         return {"status": "UP", "model_class": "isegm", "model": config.model_name}
+
+    @app.get("/versions", tags=["label studio"])
+    async def ls_versions() -> dict:
+        """Model versions (some Label Studio versions ask): the one loaded model."""
+        return {"versions": [config.model_name], "model_dir": ""}
 
     @app.post("/setup", tags=["label studio"])
     async def ls_setup(request: Request) -> dict:
@@ -452,8 +612,8 @@ def create_app(service: Service) -> FastAPI:
     async def ls_predict(request: Request) -> dict:
         """Label Studio ML backend predict: the task and the ``keypointlabels`` context
         (percent coordinates, ``is_positive``) in, ``brushlabels`` in Label Studio's RLE out."""
-        body = await _json_body(request, required=True)
-        return await run_in_threadpool(_ls_predict, service, body, request)
+        body = validate_as(LsPredict, await _json_body(request, required=True))
+        return await _ls_predict(service, body, request)
 
     return app
 
@@ -473,8 +633,8 @@ async def _json_body(request: Request, required: bool) -> dict:
     if not data and not required:
         return {}
     ctype = request.headers.get("content-type", "")
-    if data and "json" not in ctype:
-        raise ApiError(415, f"expected application/json, got {ctype or 'no content type'}")
+    if data and _media_type(ctype) != "application/json":
+        raise ApiError(415, f"expected application/json, got {ctype[:80] or 'no content type'}")
     try:
         body = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -486,11 +646,9 @@ async def _json_body(request: Request, required: bool) -> dict:
 
 async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str]:
     ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
+    if _media_type(ctype) == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=4, max_part_size=max_bytes)
-        except _BodyTooLarge:
-            raise
         except Exception as e:  # noqa: BLE001 - a malformed or oversized multipart body
             status = 413 if "maximum size" in str(e) else 400
             raise ApiError(status, f"cannot parse the multipart body: {e}") from None
@@ -500,7 +658,7 @@ async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str
         data = await upload.read()
         name = str(form.get("name") or upload.filename or "")
         return data, Path(name).name
-    if ctype.startswith("application/json"):
+    if _media_type(ctype) == "application/json":
         body = await _json_body(request, required=True)
         try:
             parsed = CreateSession.model_validate(body)
@@ -513,32 +671,6 @@ async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str
         f"unsupported content type {ctype or '(none)'}: send multipart/form-data with a file "
         "field 'image', or application/json with a base64 'image'",
     )
-
-
-def _ls_image_bytes(url: str, max_bytes: int) -> bytes:
-    """Image of a Label Studio task: a data URI, or an http(s) URL (relative ``/data/...`` URLs
-    are joined with ``LABEL_STUDIO_URL``; ``LABEL_STUDIO_API_KEY`` is sent as the token)."""
-    if url.startswith("data:"):
-        return decode_base64(url, "task image")
-    if url.startswith("/"):
-        base = os.environ.get("LABEL_STUDIO_URL", "").rstrip("/")
-        if not base:
-            raise ApiError(400, f"task image {url} is relative: set LABEL_STUDIO_URL")
-        url = base + url
-    if not url.startswith(("http://", "https://")):
-        raise ApiError(400, f"task image {url[:80]}: only data: and http(s) URLs are read")
-    headers = {}
-    key = os.environ.get("LABEL_STUDIO_API_KEY")
-    if key:
-        headers["Authorization"] = f"Token {key}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
-            data = r.read(max_bytes + 1)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise ApiError(400, f"cannot download the task image {url[:80]}: {e}") from None
-    if len(data) > max_bytes:
-        raise ApiError(413, f"the task image {url[:80]} is larger than {max_bytes} bytes")
-    return data
 
 
 def _brush_names(label_config: str | None) -> tuple[str, str]:
@@ -554,72 +686,63 @@ def _brush_names(label_config: str | None) -> tuple[str, str]:
     return "tag", "image"
 
 
-def _ls_predict(service: Service, body: dict, request: Request) -> dict:
-    tasks = body.get("tasks")
-    if not isinstance(tasks, list) or not tasks:
-        raise ApiError(422, "tasks: expected a non-empty list of Label Studio tasks")
-    params = body.get("params") if isinstance(body.get("params"), dict) else {}
-    context = params.get("context") or body.get("context") or {}
-    keypoints = [
-        r for r in (context.get("result") or []) if isinstance(r, dict)
-        and r.get("type") == "keypointlabels"
-    ]
+async def _ls_task_session(service: Service, url: str) -> Session:
+    """The session of a task image: cached by URL, else decoded from a ``data:`` URL or
+    downloaded under :mod:`isegm.serve.fetch`'s rules (in its pool, not a web thread)."""
+    key = "ls:" + hashlib.sha256(url.encode()).hexdigest()
+    session = service.store.find(key)
+    if session is not None:
+        return session
+    if url.startswith("data:"):
+        loader: Any = lambda: decode_base64(url, "task image")  # noqa: E731
+    else:
+        future = service.fetcher.submit(service.fetcher.resolve(url))
+        try:
+            loader = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)),
+                                            service.fetcher.deadline_s + 5)
+        except asyncio.TimeoutError:  # the watchdog ends the download itself before this
+            raise ApiError(502, "could not fetch the task image (deadline)") from None
+    return await run_in_threadpool(service.adapter_session, key, loader, "task")
+
+
+async def _ls_predict(service: Service, body: LsPredict, request: Request) -> dict:
+    context = (body.params.context if body.params else None) or body.context or LsContext()
+    keypoints = [(i, r) for i, r in enumerate(context.result) if r.type == "keypointlabels"]
+    where = "params.context" if body.params and body.params.context else "context"
     if not keypoints:  # pre-annotation without clicks: nothing to propose
         return {"results": []}
-    from_name, to_name = _brush_names(body.get("label_config"))
-    results = []
-    for task in tasks[:1]:  # interactive calls carry the one task being labelled
-        data = task.get("data") if isinstance(task, dict) else None
-        url = next((v for v in (data or {}).values() if isinstance(v, str)), None)
-        if url is None:
-            raise ApiError(422, "task.data: expected an image URL")
-        key = "ls:" + hashlib.sha256(url.encode()).hexdigest()
-        session = service.adapter_session(
-            key, lambda u=url: _ls_image_bytes(u, service.config.max_upload_bytes), "task"
-        )
-        h, w = session.size
-        clicks, label = [], None
-        for i, kp in enumerate(keypoints):
-            value = kp.get("value") or {}
-            try:
-                x = float(value["x"]) * w / 100.0
-                y = float(value["y"]) * h / 100.0
-            except (KeyError, TypeError, ValueError):
-                raise ApiError(
-                    422, f"context.result[{i}].value: expected x and y in percent"
-                ) from None
-            if not (np.isfinite(x) and np.isfinite(y)):
-                raise ApiError(422, f"context.result[{i}].value: x and y must be finite")
-            # 100 % is the right/bottom edge: the last pixel
-            clicks.append((min(x, w - 1e-3), min(y, h - 1e-3), bool(kp.get("is_positive", True))))
-            labels = value.get("keypointlabels") or []
-            label = label or (labels[0] if labels else None)
-            to_name = kp.get("to_name", to_name)
-        request.state.session = session.id
-        request.state.clicks = len(clicks)
-        mask = service.predict_clicks(session, clicks)
-        results.append(
-            {
-                "model_version": service.config.model_name,
-                "score": 1.0,
-                "result": [
-                    {
-                        "from_name": from_name,
-                        "to_name": to_name,
-                        "type": "brushlabels",
-                        "original_width": w,
-                        "original_height": h,
-                        "image_rotation": 0,
-                        "value": {
-                            "format": "rle",
-                            "rle": ls_rle_encode(mask),
-                            "brushlabels": [label] if label else [],
-                        },
-                    }
-                ],
-            }
-        )
-    return {"results": results}
+    from_name, to_name = _brush_names(body.label_config)
+    task = body.tasks[0]  # interactive calls carry the one task being labelled
+    url = next((v for v in task.data.values() if isinstance(v, str)), None)
+    if url is None:
+        raise ApiError(422, "tasks[0].data: expected an image URL")
+    values = [(validate_as(LsKeypointValue, r.value, f"{where}.result[{i}].value"), r)
+              for i, r in keypoints]
+    session = await _ls_task_session(service, url)
+    h, w = session.size
+    clicks, label = [], None
+    for value, kp in values:
+        # 100 % is the right/bottom edge: the last pixel
+        x = min(value.x * w / 100.0, w - 1e-3)
+        y = min(value.y * h / 100.0, h - 1e-3)
+        clicks.append((x, y, kp.is_positive))
+        label = label or (value.keypointlabels[0] if value.keypointlabels else None)
+        to_name = kp.to_name or to_name
+    request.state.session = session.id
+    request.state.clicks = len(clicks)
+    mask = await run_in_threadpool(service.predict_clicks, session, clicks)
+    rle = await run_in_threadpool(ls_rle_encode, mask)
+    result = {
+        "from_name": from_name,
+        "to_name": to_name,
+        "type": "brushlabels",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": {"format": "rle", "rle": rle, "brushlabels": [label] if label else []},
+    }
+    return {"results": [{"model_version": service.config.model_name, "score": 1.0,
+                         "result": [result]}]}
 
 
 def _rss_bytes() -> int | None:
@@ -632,19 +755,44 @@ def _rss_bytes() -> int | None:
 
 
 # --------------------------------------------------------------------------- ASGI gate
-class _BodyTooLarge(Exception):
-    pass
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+TOKEN_COOKIE = "isegm_token"
+
+
+def _media_type(ctype: str) -> str:
+    """``application/json`` of ``Application/JSON; charset=utf-8``."""
+    return ctype.split(";", 1)[0].strip().lower()
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port (``[::1]:8000`` -> ``::1``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 class _Gate:
-    """ASGI middleware: bearer token, body size limit, one log line per request."""
+    """ASGI middleware in front of every route: Host check (DNS rebinding), token (header,
+    cookie, or ``?token=`` once on the page), foreign ``Origin`` on state-changing requests,
+    JSON content type, body size limit (streamed bodies included), one log line per request.
+    It also names the client (token or remote address) for the per-client quota."""
 
-    def __init__(self, app: Any, token: str | None, max_bytes: int) -> None:
+    def __init__(self, app: Any, config: ServeConfig) -> None:
         self.app = app
-        self.token = token
-        self.max_bytes = max_bytes
+        self.tokens = config.all_tokens
+        self.max_bytes = config.max_upload_bytes
         # multipart bodies carry some bytes of framing around the file
-        self.body_limit = max_bytes + 64 * 1024
+        self.body_limit = config.max_upload_bytes + 64 * 1024
+        extra = {h.lower() for h in config.allowed_hosts}
+        self.hosts = {config.host.lower(), *_LOOPBACK_NAMES} | extra
+        # bound to every address with a token and no --allowed-host: any name reaches it (a
+        # rebinding page still has no token)
+        self.any_host = "*" in extra or (
+            config.host in _WILDCARD_HOSTS and bool(self.tokens) and not extra)
+        self.origins = {o.rstrip("/").lower() for o in config.allowed_origins}
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -660,43 +808,42 @@ class _Gate:
             await send(message)
 
         try:
-            error = self._check(scope)
-            if error is not None:
-                await _send_json(send_logged, *error)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                       for k, v in scope["headers"]}
+            refusal = self._check(scope, headers)
+            if refusal is not None:
+                await _send_json(send_logged, *refusal)
                 return
-            received = 0
-
-            async def limited_receive() -> dict:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.body_limit:
-                        raise _BodyTooLarge()
-                return message
-
-            try:
-                await self.app(scope, limited_receive, send_logged)
-            except _BodyTooLarge:
-                if status["code"] == 0:
-                    await _send_json(
-                        send_logged, 413, f"the request body exceeds {self.max_bytes} bytes"
-                    )
+            if self._token_in_address(scope, headers):
+                await self._send_cookie_redirect(scope, send_logged)
+                return
+            if "content-length" not in headers and scope["method"] in _STATE_CHANGING:
+                receive = await self._buffered(receive)
+                if receive is None:
+                    await _send_json(send_logged, 413,
+                                     f"the request body exceeds {self.max_bytes} bytes")
+                    return
+            await self.app(scope, receive, send_logged)
         finally:
             state = scope.get("state", {})
-            session = str(state.get("session") or "-")[:8]
+            session = log_text(str(state.get("session") or "-")[:8])
             logger.info(
-                "%s %s %d session=%s clicks=%s %.1f ms",
-                scope.get("method"),
-                _redact(scope.get("path", "")),
+                "%s %s %d session=%s clicks=%s client=%s %.1f ms",
+                log_text(scope.get("method", "")),
+                log_text(_redact(scope.get("path", "")), 200),
                 status["code"],
                 session,
                 state.get("clicks", "-"),
+                log_text(str(state.get("client", "-"))),
                 1e3 * (time.perf_counter() - start),
             )
 
-    def _check(self, scope: dict) -> tuple[int, str] | None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    def _check(self, scope: dict, headers: dict[str, str]) -> tuple[int, str] | None:
+        """(status, message) of a refused request, or None."""
+        host = _host_name(headers.get("host", ""))
+        if not self.any_host and host not in self.hosts:
+            return 421, (f"this server does not answer to the Host name {host[:60]!r} (DNS "
+                         "rebinding guard); the operator may allow it with --allowed-host")
         length = headers.get("content-length")
         if length is not None:
             try:
@@ -704,16 +851,87 @@ class _Gate:
                     return 413, f"the body has {length} bytes, the limit is {self.max_bytes}"
             except ValueError:
                 return 400, "bad Content-Length header"
-        if self.token is None:
-            return None
-        given = _credential(headers.get("authorization", ""))
-        if given is None and scope.get("path") == "/":
-            # the page itself: its address may carry ?token=... (the page then sends the header)
-            query = scope.get("query_string", b"").decode("latin-1")
-            given = dict(p.partition("=")[::2] for p in query.split("&") if p).get("token")
-        if given is None or not hmac.compare_digest(given.encode(), self.token.encode()):
-            return 401, "missing or wrong token: send 'Authorization: Bearer <token>'"
+        client = (scope.get("client") or ("-",))[0]
+        if self.tokens:
+            given = _credential(headers.get("authorization", "")) or _cookie(headers)
+            if given is None and scope.get("path") in ("/", "/docs"):
+                given = _query_token(scope)
+            if given is None or not any(hmac.compare_digest(given.encode(), t.encode())
+                                        for t in self.tokens):
+                return 401, "missing or wrong token: send 'Authorization: Bearer <token>'"
+            client = "token:" + hashlib.sha256(given.encode()).hexdigest()[:12]
+        scope["state"]["client"] = client
+        method = scope.get("method", "")
+        if method in _STATE_CHANGING:
+            origin = headers.get("origin")
+            if origin is not None and not self._origin_allowed(origin, headers):
+                return 403, (f"cross-origin request from {origin[:80]} refused; the operator "
+                             "may allow that origin with --allow-origin")
+            has_body = (length not in (None, "0")) or "transfer-encoding" in headers
+            if has_body and scope.get("path") != "/api/sessions":
+                ctype = headers.get("content-type", "")
+                if _media_type(ctype) != "application/json":
+                    return 415, (f"expected Content-Type application/json, got "
+                                 f"{ctype[:80] or 'none'}")
         return None
+
+    def _origin_allowed(self, origin: str, headers: dict[str, str]) -> bool:
+        origin = origin.strip().rstrip("/").lower()
+        own = origin.partition("://")[2] == headers.get("host", "").strip().lower()
+        return own or origin in self.origins or "*" in self.origins
+
+    def _token_in_address(self, scope: dict, headers: dict[str, str]) -> bool:
+        """A page opened as ``/?token=...``: answered by a redirect that moves the token into
+        a cookie (so it leaves the address bar and the history, and /docs works)."""
+        return (bool(self.tokens) and scope.get("method") == "GET"
+                and scope.get("path") in ("/", "/docs") and _query_token(scope) is not None
+                and _credential(headers.get("authorization", "")) is None)
+
+    async def _send_cookie_redirect(self, scope: dict, send: Any) -> None:
+        token = _query_token(scope) or ""
+        query = [p for p in scope.get("query_string", b"").decode("latin-1").split("&")
+                 if p and not p.startswith("token=")]
+        location = scope["path"] + ("?" + "&".join(query) if query else "")
+        cookie = f"{TOKEN_COOKIE}={quote(token, safe='')}; Path=/; HttpOnly; SameSite=Strict"
+        await send({"type": "http.response.start", "status": 303, "headers": [
+            (b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode("latin-1")),
+            (b"cache-control", b"no-store"), (b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _buffered(self, receive: Any) -> Any:
+        """A body without Content-Length (chunked) read up to the limit: a replaying receive,
+        or None when it is too large (a 413, not a parse error)."""
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.body_limit:
+                return None
+            if not message.get("more_body", False):
+                break
+        replay = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replaying() -> dict:
+            return replay.pop() if replay else await receive()
+
+        return replaying
+
+
+def _query_token(scope: dict) -> str | None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    value = dict(p.partition("=")[::2] for p in query.split("&") if p).get("token")
+    return unquote(value) if value else None
+
+
+def _cookie(headers: dict[str, str]) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == TOKEN_COOKIE and value:
+            return unquote(value)
+    return None
 
 
 def _credential(header: str) -> str | None:

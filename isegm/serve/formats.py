@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
-import warnings
 
 import cv2
 import numpy as np
-from PIL import Image
 from pycocotools import mask as coco_mask
 
-from isegm.data.io import decode_image
+from isegm.data.io import TooManyPixels, UnsupportedImageFormat, decode_image
 
 __all__ = [
     "ImageRejected",
@@ -62,36 +59,23 @@ def decode_base64(text: str, what: str = "image") -> bytes:
 
 
 def decode_upload(data: bytes, max_pixels: int, name: str = "upload") -> np.ndarray:
-    """Decodes uploaded image bytes to HxWx3 uint8 RGB, checking the pixel count from the
-    header before decoding (a small file can hold a huge image).
+    """Decodes uploaded image bytes to HxWx3 uint8 RGB after
+    :func:`isegm.data.io.check_image_header` (format allow-list, pixels from the header).
 
     Raises:
-        ImageRejected: empty, not an image, or more than ``max_pixels`` pixels (413).
+        ImageRejected: empty (400), not a PNG/JPEG/BMP/TIFF/WebP image (415), more than
+            ``max_pixels`` pixels (413), or corrupt (400).
     """
     if not data:
         raise ImageRejected(f"{name}: the upload is empty")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as probe:
-                w, h = probe.size
-    except Image.DecompressionBombError:
-        raise ImageRejected(f"{name}: the image has too many pixels", 413) from None
-    except Exception:  # noqa: BLE001 - PIL cannot read some formats OpenCV can; decode decides
-        w = h = 0
-    if w * h > max_pixels:
-        raise ImageRejected(
-            f"{name}: the image has {w}x{h} = {w * h} pixels, the limit is {max_pixels}", 413
-        )
-    image = decode_image(np.frombuffer(data, dtype=np.uint8), name)
+        image = decode_image(np.frombuffer(data, dtype=np.uint8), name, max_pixels)
+    except TooManyPixels as e:
+        raise ImageRejected(str(e), 413) from None
+    except UnsupportedImageFormat as e:
+        raise ImageRejected(str(e), 415) from None
     if image is None:
-        raise ImageRejected(f"{name}: cannot decode the upload as an image (corrupt or unknown "
-                            "format; PNG, JPEG, BMP, TIFF and WebP are read)")
-    h, w = image.shape[:2]
-    if w * h > max_pixels:
-        raise ImageRejected(
-            f"{name}: the image has {w}x{h} = {w * h} pixels, the limit is {max_pixels}", 413
-        )
+        raise ImageRejected(f"{name}: cannot decode the upload as an image (corrupt data)")
     return image
 
 

@@ -5,11 +5,21 @@ undo, finished objects, label map) around its own :class:`~isegm.predict.Predict
 predictors share the server's one model and send their forwards to the batching worker. Ids
 are ``secrets.token_urlsafe`` strings; a session is reachable only through its id.
 
-Bounds: at most ``max_sessions`` live sessions (a new one beyond is refused, the caller answers
-429, except that an adapter request replaces the least recently used adapter session);
-sessions unused for ``ttl_s`` seconds are dropped; when the sessions together hold more than
-``max_bytes`` (images, cached predictions, undo states, embeddings), the least recently used
-ones are dropped until they fit.
+Two pools with their own bounds, so that neither can starve the other: API sessions (the
+page, the JSON API) and adapter sessions (CVAT, Label Studio: caches keyed by the image, the
+platforms resend all clicks). Bounds:
+
+* count: a new API session beyond ``max_sessions`` is refused (:class:`SessionLimit`, 429); a
+  new adapter session beyond ``max_adapter_sessions`` replaces the least recently used one;
+* per client (token or remote address), API sessions only: ``max_client_sessions`` sessions
+  and ``max_client_bytes`` bytes, beyond that :class:`SessionLimit`;
+* memory (images, cached predictions, undo states, embeddings) per pool: sessions with
+  nothing finished may be dropped to make room, largest and longest idle first (size times
+  idle time); a session holding finished objects is never dropped for room: when the
+  newcomer does not fit otherwise it is refused (:class:`MemoryFull`, 507);
+* age: a session is dropped after ``ttl_s`` idle seconds if it holds finished objects, after
+  ``empty_ttl_s`` if not; :meth:`SessionStore.expire` also runs from the server's reaper
+  thread, so expired sessions do not wait for the next request to be released.
 """
 
 from __future__ import annotations
@@ -30,7 +40,8 @@ from torch import nn
 from isegm.demo.controller import InteractiveController
 from isegm.predict import Predictor
 
-__all__ = ["Session", "SessionLimit", "SessionStore", "UnknownSession", "deep_nbytes"]
+__all__ = ["MemoryFull", "Session", "SessionLimit", "SessionStore", "UnknownSession",
+           "deep_nbytes", "log_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +51,17 @@ class UnknownSession(KeyError):
 
 
 class SessionLimit(RuntimeError):
-    """``max_sessions`` sessions are live."""
+    """A count or per-client quota is reached (answered 429)."""
+
+
+class MemoryFull(RuntimeError):
+    """The new session does not fit in memory without dropping finished work (507)."""
+
+
+def log_text(text: str, limit: int = 120) -> str:
+    """``text`` safe for one log line: control characters (newlines that would forge a
+    line) and non-ASCII escaped, cut to ``limit`` characters."""
+    return str(text)[:limit].encode("unicode_escape").decode("ascii")
 
 
 def deep_nbytes(obj: Any, _seen: set[Any] | None = None) -> int:
@@ -81,7 +102,14 @@ class Session:
     created: float
     last_used: float
     nbytes: int = 0
+    owner: str = "-"
+    adapter: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def has_work(self) -> bool:
+        """Holds finished objects (never dropped to make room; kept for the longer TTL)."""
+        return self.controller.object_count > 0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -96,13 +124,16 @@ class Session:
 
 
 class SessionStore:
-    """Live sessions, newest use last.
+    """Live sessions of both pools, newest use last.
 
     Args:
         make_predictor: a new predictor on the shared model (one per session).
-        max_sessions: live sessions at most.
-        max_bytes: memory of all sessions at most (least recently used are dropped).
-        ttl_s: idle seconds after which a session is dropped.
+        max_sessions: live API sessions at most.
+        max_bytes: memory of the API sessions at most.
+        ttl_s: idle seconds after which a session with finished objects is dropped.
+        empty_ttl_s: the same for a session with nothing finished (None: ``ttl_s``).
+        max_adapter_sessions, max_adapter_bytes: the adapter pool's bounds.
+        max_client_sessions, max_client_bytes: one client's API sessions at most.
         clock: time source (tests).
     """
 
@@ -112,12 +143,22 @@ class SessionStore:
         max_sessions: int = 32,
         max_bytes: int = 2 << 30,
         ttl_s: float = 3600.0,
+        empty_ttl_s: float | None = None,
+        max_adapter_sessions: int = 16,
+        max_adapter_bytes: int = 1 << 30,
+        max_client_sessions: int | None = None,
+        max_client_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.make_predictor = make_predictor
         self.max_sessions = int(max_sessions)
         self.max_bytes = int(max_bytes)
         self.ttl_s = float(ttl_s)
+        self.empty_ttl_s = float(ttl_s if empty_ttl_s is None else empty_ttl_s)
+        self.max_adapter_sessions = int(max_adapter_sessions)
+        self.max_adapter_bytes = int(max_adapter_bytes)
+        self.max_client_sessions = max_client_sessions
+        self.max_client_bytes = max_client_bytes
         self.clock = clock
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._by_key: dict[str, str] = {}  # adapter cache key -> session id
@@ -132,38 +173,52 @@ class SessionStore:
     def total_bytes(self) -> int:
         return sum(s.nbytes for s in list(self._sessions.values()))
 
-    def create(self, image: np.ndarray, name: str = "", key: str | None = None) -> Session:
+    def counts(self) -> dict[str, int]:
+        """Live sessions per pool (/api/info)."""
+        live = list(self._sessions.values())
+        adapter = sum(s.adapter for s in live)
+        return {"api": len(live) - adapter, "adapter": adapter}
+
+    def create(self, image: np.ndarray, name: str = "", key: str | None = None,
+               owner: str = "-") -> Session:
         """A new session on ``image`` (HxWx3 uint8 RGB).
 
         Args:
-            key: adapter cache key (e.g. the image's hash); :meth:`find` returns the session.
+            key: adapter cache key (e.g. the image's hash): the session is in the adapter
+                pool and :meth:`find` returns it.
+            owner: the client (token or address) the per-client quota counts it for.
 
         Raises:
-            SessionLimit: ``max_sessions`` are live.
+            SessionLimit: a count or per-client bound is reached.
+            MemoryFull: it does not fit without dropping finished work.
         """
+        adapter = key is not None
         with self._lock:
             self._expire()
-            if len(self._sessions) >= self.max_sessions and key is not None:
-                self._drop_oldest_adapter_session()
-            if len(self._sessions) >= self.max_sessions:
-                raise SessionLimit(
-                    f"the server holds its maximum of {self.max_sessions} sessions; delete one "
-                    "or wait until one expires"
-                )
+            self._check_counts(adapter, owner)
         controller = InteractiveController(self.make_predictor())
         controller.set_image(image, name)
         now = self.clock()
-        session = Session(secrets.token_urlsafe(24), controller, name, now, now)
+        session = Session(secrets.token_urlsafe(24), controller, name, now, now,
+                          owner=owner, adapter=adapter)
         session.measure()
         with self._lock:
-            if len(self._sessions) >= self.max_sessions:  # raced with another create
-                raise SessionLimit(f"the server holds its maximum of {self.max_sessions} sessions")
+            self._check_counts(adapter, owner)  # again: another create may have raced
+            if not adapter and self.max_client_bytes is not None:
+                held = sum(s.nbytes for s in self._sessions.values()
+                           if s.owner == owner and not s.adapter)
+                if held + session.nbytes > self.max_client_bytes:
+                    raise SessionLimit(
+                        f"your sessions hold {held} bytes and this image needs "
+                        f"{session.nbytes}; the limit per client is {self.max_client_bytes} "
+                        "bytes: delete a session first"
+                    )
+            self._make_room(adapter, session.nbytes, keep=None, refuse=True)
             self._sessions[session.id] = session
             if key is not None:
                 self._by_key[key] = session.id
-            self._evict_over_memory(keep=session)
-        logger.info("session %s created (%s, %dx%d)", session.id[:8], name or "-",
-                    image.shape[1], image.shape[0])
+        logger.info("session %s created (%s, %dx%d, %s)", session.id[:8], log_text(name or "-"),
+                    image.shape[1], image.shape[0], "adapter" if adapter else log_text(owner))
         return session
 
     def get(self, session_id: str) -> Session:
@@ -193,11 +248,12 @@ class SessionStore:
             return None
 
     def update(self, session: Session) -> None:
-        """Re-measures a session after a request and drops others if memory is over."""
+        """Re-measures a session after a request and drops sessions with nothing finished if
+        its pool is over memory (a session that grows is never refused after the fact)."""
         session.measure()
         session.last_used = self.clock()
         with self._lock:
-            self._evict_over_memory(keep=session)
+            self._make_room(session.adapter, 0, keep=session, refuse=False)
 
     def delete(self, session_id: str) -> None:
         """Drops a session.
@@ -210,45 +266,84 @@ class SessionStore:
                 raise UnknownSession(session_id)
             self._forget_keys({session_id})
 
+    def expire(self) -> int:
+        """Drops the sessions idle for longer than their TTL; returns how many."""
+        with self._lock:
+            return self._expire()
+
     # -- internals (under self._lock) --------------------------------------------------------
+    def _check_counts(self, adapter: bool, owner: str) -> None:
+        pool = [s for s in self._sessions.values() if s.adapter == adapter]
+        if adapter:
+            while len(pool) >= self.max_adapter_sessions:
+                # adapter sessions are caches: the least recently used makes room
+                oldest = pool.pop(0)
+                self._drop({oldest.id})
+                self.evicted += 1
+            return
+        if len(pool) >= self.max_sessions:
+            raise SessionLimit(
+                f"the server holds its maximum of {self.max_sessions} sessions; delete one "
+                "or wait until one expires"
+            )
+        if self.max_client_sessions is not None:
+            mine = sum(s.owner == owner for s in pool)
+            if mine >= self.max_client_sessions:
+                raise SessionLimit(
+                    f"you hold the maximum of {self.max_client_sessions} sessions per client; "
+                    "delete one or wait until one expires"
+                )
+
+    def _make_room(self, adapter: bool, extra: int, keep: Session | None, refuse: bool) -> None:
+        """Drops sessions of the pool with nothing finished until ``extra`` more bytes fit.
+
+        With ``refuse``, nothing is dropped and :class:`MemoryFull` is raised when even
+        dropping all of them would not make enough room."""
+        limit = self.max_adapter_bytes if adapter else self.max_bytes
+        pool = [s for s in self._sessions.values() if s.adapter == adapter]
+        total = sum(s.nbytes for s in pool) + extra
+        if total <= limit:
+            return
+        now = self.clock()
+        victims = sorted(
+            (s for s in pool if not s.has_work and s is not keep),
+            key=lambda s: s.nbytes * (1.0 + max(0.0, now - s.last_used)),
+            reverse=True,
+        )
+        if refuse and total - sum(s.nbytes for s in victims) > limit:
+            raise MemoryFull(
+                f"the image needs {extra} bytes of session memory and the server's "
+                f"{limit} bytes are held by finished work; retry later or ask the operator "
+                "for more --max-memory-mb"
+            )
+        dropped = set()
+        for s in victims:
+            if total <= limit:
+                break
+            total -= s.nbytes
+            dropped.add(s.id)
+        if dropped:
+            self._drop(dropped)
+            self.evicted += len(dropped)
+            logger.info("%d session(s) with nothing finished dropped: the %s sessions held "
+                        "more than %d bytes", len(dropped), "adapter" if adapter else "API",
+                        limit)
+
+    def _drop(self, ids: set[str]) -> None:
+        for sid in ids:
+            self._sessions.pop(sid, None)
+        self._forget_keys(ids)
+
     def _forget_keys(self, ids: set[str]) -> None:
         for key in [k for k, v in self._by_key.items() if v in ids]:
             del self._by_key[key]
 
-    def _drop_oldest_adapter_session(self) -> None:
-        """Adapter sessions are caches (the platform resends all clicks): at the session limit,
-        the least recently used one makes room for a new adapter request."""
-        keyed = set(self._by_key.values())
-        oldest = next((sid for sid in self._sessions if sid in keyed), None)
-        if oldest is not None:
-            del self._sessions[oldest]
-            self._forget_keys({oldest})
-            self.evicted += 1
-
-    def _expire(self) -> None:
-        limit = self.clock() - self.ttl_s
-        old = [sid for sid, s in self._sessions.items() if s.last_used < limit]
-        for sid in old:
-            del self._sessions[sid]
+    def _expire(self) -> int:
+        now = self.clock()
+        old = {sid for sid, s in self._sessions.items()
+               if now - s.last_used > (self.ttl_s if s.has_work else self.empty_ttl_s)}
         if old:
+            self._drop(old)
             self.expired += len(old)
-            self._forget_keys(set(old))
-            logger.info("%d session(s) expired after %.0f s idle", len(old), self.ttl_s)
-
-    def _evict_over_memory(self, keep: Session) -> None:
-        total = sum(s.nbytes for s in self._sessions.values())
-        dropped = set()
-        for sid in list(self._sessions):
-            if total <= self.max_bytes:
-                break
-            if sid == keep.id:
-                continue
-            total -= self._sessions.pop(sid).nbytes
-            dropped.add(sid)
-        if dropped:
-            self.evicted += len(dropped)
-            self._forget_keys(dropped)
-            logger.info(
-                "%d least recently used session(s) dropped: sessions held more than %d bytes",
-                len(dropped), self.max_bytes,
-            )
+            logger.info("%d idle session(s) expired", len(old))
+        return len(old)

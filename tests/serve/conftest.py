@@ -73,11 +73,12 @@ def make_client(model) -> Iterator:
         config = ServeConfig(limit_longest_size=LIMIT, **overrides)
         service = Service(model_ if model_ is not None else model, "cpu", config)
         services.append(service)
-        return TestClient(create_app(service)), service
+        # the Host a browser on this machine sends (the server refuses foreign Host names)
+        return TestClient(create_app(service), base_url="http://127.0.0.1"), service
 
     yield make
     for s in services:
-        s.worker.stop()
+        s.close()
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def server(model):
     yield f"http://127.0.0.1:{port}", service
     uv.should_exit = True
     thread.join(10)
-    service.worker.stop()
+    service.close()
 
 
 @pytest.fixture(scope="session")

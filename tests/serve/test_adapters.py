@@ -109,7 +109,7 @@ def test_label_studio_backend(make_client, model, image_a):
     np.testing.assert_array_equal(decoded, expected.astype(np.uint8) * 255)
 
     r = client.post("/predict", json={**body, "tasks": [{"data": {"image": "ftp://x/y.png"}}]})
-    assert r.status_code == 400 and "only data: and http(s)" in r.json()["error"]
+    assert r.status_code == 400 and "data: URLs or http(s)" in r.json()["error"]
     r = client.post("/predict", json={"params": {}})
     assert r.status_code == 422 and "tasks" in r.json()["error"]
 

@@ -149,4 +149,4 @@ def test_annotate_in_the_browser(server, browser, grabcut_dir, model, tmp_path):
     driver.find_element(By.ID, "file").send_keys(str(bad))
     status = driver.find_element(By.ID, "status")
     _wait(driver, lambda d: status.get_attribute("data-error") == "1", "the error message", 60)
-    assert "cannot decode" in status.text and "400" in status.text
+    assert "cannot read" in status.text and "415" in status.text

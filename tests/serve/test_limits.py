@@ -41,7 +41,7 @@ def test_bad_requests_are_4xx_json_naming_the_problem(make_client, image_a):
     error(client.post("/api/sessions", files={"image": ("c.png", png(small)[:200], "image/png")}),
           400, "cannot decode")
     error(client.post("/api/sessions", files={"image": ("t.txt", b"hello", "text/plain")}),
-          400, "cannot decode")
+          415, "cannot read", "PNG, JPEG")
     error(client.post("/api/sessions", content=b"x", headers={"content-type": "text/plain"}),
           415, "content type")
     error(client.post("/api/sessions", json={"image": "not base64!"}), 400, "base64")
@@ -100,7 +100,7 @@ def test_least_recently_used_sessions_are_dropped_over_the_memory_bound(make_cli
 
 
 def test_idle_sessions_expire(make_client, image_a):
-    client, service = make_client(session_ttl_s=60)
+    client, service = make_client(session_ttl_s=60, empty_session_ttl_s=60)
     now = [1000.0]
     service.store.clock = lambda: now[0]
     old = create(client, image_a)["session_id"]
@@ -137,9 +137,9 @@ def test_token_guards_every_endpoint(make_client, headers, status):
 
 def test_page_accepts_the_token_in_its_address(make_client):
     client, _ = make_client(token="s3cret")
-    assert client.get("/?token=s3cret").status_code == 200
     assert client.get("/?token=nope").status_code == 401
-    assert client.get("/api/info?token=s3cret").status_code == 401  # the API needs the header
+    assert client.get("/api/info?token=s3cret").status_code == 401  # not in API addresses
+    assert client.get("/?token=s3cret").status_code == 200  # then a cookie holds it
 
 
 def test_a_failing_forward_is_a_json_500_and_the_server_goes_on(make_client, model, image_a):
@@ -152,7 +152,7 @@ def test_a_failing_forward_is_a_json_500_and_the_server_goes_on(make_client, mod
 
     model.forward_embedded = broken
     try:
-        safe = TestClient(client.app, raise_server_exceptions=False)
+        safe = TestClient(client.app, raise_server_exceptions=False, base_url="http://127.0.0.1")
         r = safe.post(f"/api/sessions/{sid}/clicks", json={"x": 123, "y": 49, "positive": True})
     finally:
         del model.forward_embedded
@@ -176,7 +176,9 @@ def test_streamed_body_without_length_is_cut_at_the_limit(make_client, ctype):
 
 
 def test_adapter_sessions_make_room_for_each_other_not_for_api_sessions(make_client, image_a):
-    client, service = make_client(max_sessions=2)
+    """Adapter sessions are a pool of their own: a new image replaces the least recently used
+    one, and a full API pool never starves the adapters (nor the reverse)."""
+    client, service = make_client(max_sessions=1, max_adapter_sessions=1)
     api = create(client, image_a)["session_id"]
     images = [np.ascontiguousarray(image_a[:, ::-1]), np.ascontiguousarray(image_a[::-1])]
     for image in images:  # two different images: the second replaces the first cache entry
@@ -184,6 +186,7 @@ def test_adapter_sessions_make_room_for_each_other_not_for_api_sessions(make_cli
                         json={"image": png_b64(image), "pos_points": [[120, 80]]})
         assert r.status_code == 200, r.text
     assert len(service.store) == 2 and service.store.evicted == 1
+    assert service.store.counts() == {"api": 1, "adapter": 1}
     assert client.get(f"/api/sessions/{api}").status_code == 200
     error(client.post("/api/sessions", files={"image": ("a.png", png(image_a), "image/png")}),
-          429, "maximum of 2 sessions")
+          429, "maximum of 1 sessions")
