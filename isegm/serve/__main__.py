@@ -13,6 +13,7 @@ import torch
 from isegm.inference.utils import CheckpointError
 from isegm.predict import DEFAULT_CHECKPOINT, DeviceError, load_model, select_device
 from isegm.serve.app import ServeConfig, Service, create_app
+from isegm.utils.cli import ArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -21,7 +22,7 @@ logger = logging.getLogger("isegm.serve")
 
 def build_parser() -> argparse.ArgumentParser:
     d = ServeConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m isegm.serve",
         description="Annotation server: browser tool at /, JSON API (docs at /docs), CVAT and "
         "Label Studio adapters, one shared model.",
