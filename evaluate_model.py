@@ -29,7 +29,8 @@ before finishing a sample leaves no folder behind.
 
 Exit codes: 0 at least one model x dataset was evaluated (datasets that are not present are
 reported and skipped, and listed at the end; unreadable samples are reported and skipped);
-1 nothing could be evaluated (every dataset skipped); 2 bad command line, missing or broken
+1 nothing could be evaluated (every dataset skipped); 2 bad command line (an unknown
+``--datasets`` name included, checked before torch is imported), missing or broken
 checkpoint, unreadable config, a ``--resume`` folder made with other options or a run folder in
 use by another process (one ``error:`` line, no traceback); 130 interrupted (the finished
 samples are on disk: rerun with --resume).
