@@ -57,7 +57,7 @@ def time_command(root: Path, argv: list[str], repeat: int) -> tuple[float, int, 
         times.append(time.perf_counter() - start)
     trace = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=root, env=env,
                            capture_output=True, text=True, timeout=600).stderr
-    torch_loaded = any(line.rstrip().endswith("| torch") for line in trace.splitlines())
+    torch_loaded = any(line.rpartition("|")[2].strip() == "torch" for line in trace.splitlines())
     return statistics.median(times), code, torch_loaded
 
 
