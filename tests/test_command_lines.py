@@ -131,3 +131,16 @@ def test_missing_dataset_in_a_run_names_the_flag(tmp_path: Path) -> None:
     skip = [line for line in res.stderr.splitlines() if "skipping dataset GrabCut" in line]
     assert len(skip) == 1 and f"--dataset-path GrabCut={tmp_path / 'nowhere'}" in skip[0]
     assert "config.yml" not in skip[0]
+
+
+def test_registry_names_a_reader_for_every_dataset() -> None:
+    """The torch-free registry names its readers as text: each must be a reader class."""
+    import importlib
+
+    from isegm.data.base import ISDataset
+    from isegm.data.eval_registry import EVAL_DATASETS
+
+    for name, (class_path, _, _) in EVAL_DATASETS.items():
+        module, _, cls = class_path.rpartition(".")
+        reader = getattr(importlib.import_module(f"isegm.data.datasets.{module}"), cls)
+        assert issubclass(reader, ISDataset), name
