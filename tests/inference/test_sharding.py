@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,6 +148,32 @@ def test_nproc_resumes_after_rank_1_is_killed(grabcut_dir, tmp_path, one_process
     _assert_same(run_dir, res.stdout, *one_process)
     row = json.loads((run_dir / "summary.json").read_text())["rows"][0]
     assert row["reused_samples"] >= len(partial) and row["evaluated_samples"] < N
+
+
+def test_nproc_resume_after_the_last_sample_before_the_merge(grabcut_dir, tmp_path,
+                                                             one_process) -> None:
+    """A run killed when every sample was in the rank logs but not yet merged (the state a
+    kill lands in on a loaded machine): the resumed run evaluates nothing and still writes the
+    summary of one process, the evaluation settings included."""
+    ref_dir, _ = one_process
+    logs = tmp_path / "merge"
+    run_dir = logs / ref_dir.name
+    shutil.copytree(ref_dir, run_dir)
+    merged = run_dir / "ious" / f"{DEFAULT_NAME}_GrabCut.jsonl"
+    lines = merged.read_text().splitlines(keepends=True)
+    merged.with_name(f"{merged.stem}.rank0.jsonl").write_text("".join(lines[0::2]))
+    merged.with_name(f"{merged.stem}.rank1.jsonl").write_text("".join(lines[1::2]))
+    merged.unlink()
+    for rel in ("summary.json", "summary.csv", f"ious/{DEFAULT_NAME}_GrabCut.npz",
+                "plots/GrabCut.png", "results.txt"):
+        (run_dir / rel).unlink(missing_ok=True)
+
+    argv = [sys.executable, str(SCRIPT), *_args(grabcut_dir, logs), "--nproc", "2", "--resume"]
+    res = _run(argv)
+    assert res.returncode == 0, res.stderr[-3000:]
+    _assert_same(run_dir, res.stdout, *one_process)
+    row = json.loads((run_dir / "summary.json").read_text())["rows"][0]
+    assert row["evaluated_samples"] == 0 and row["eval_settings"]["family"] == "project"
 
 
 class _NoBarrier(Shard):
