@@ -8,7 +8,10 @@ or run unchanged under torchrun for multi-node:
 
 import sys
 
-from isegm.engine.launch import main
+from isegm.engine.cli import parse_args
 
 if __name__ == "__main__":
+    parse_args(sys.argv[1:], distributed=True)  # --help and bad flags before torch loads
+    from isegm.engine.launch import main
+
     sys.exit(main(sys.argv[1:], distributed=True))

@@ -29,7 +29,8 @@ before finishing a sample leaves no folder behind.
 
 Exit codes: 0 at least one model x dataset was evaluated (datasets that are not present are
 reported and skipped, and listed at the end; unreadable samples are reported and skipped);
-1 nothing could be evaluated (every dataset skipped); 2 bad command line, missing or broken
+1 nothing could be evaluated (every dataset skipped); 2 bad command line (an unknown
+``--datasets`` name included, checked before torch is imported), missing or broken
 checkpoint, unreadable config, a ``--resume`` folder made with other options or a run folder in
 use by another process (one ``error:`` line, no traceback); 130 interrupted (the finished
 samples are on disk: rerun with --resume).
@@ -41,33 +42,20 @@ dataset pair (``protocol_runner.py``) and the whole run (``evaluation_run.py``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
 import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+# torch-free: the command line is parsed and checked (and --nproc ranks started) before torch
+# and the evaluator are imported (seconds per process), so --help and a bad flag answer at once
 from isegm.inference import launcher
-
-_NPROC = launcher.requested_nproc(sys.argv[1:]) if __name__ == "__main__" else 1
-if _NPROC > 1 and not launcher.under_launcher():
-    # --nproc K: start the ranks before importing torch and the evaluator, which every rank
-    # imports anyway (about 7 s each on a 2-core CPU); the ranks check the command line
-    sys.exit(launcher.launch_local(_NPROC, sys.argv[1:], Path(__file__).resolve()))
-
-from isegm.data.datasets import get_eval_dataset  # noqa: E402
-from isegm.inference.eval_command import UsageError, build_parser, parse_args  # noqa: E402
-from isegm.inference.evaluation_run import run_evaluation  # noqa: E402
-from isegm.inference.protocol_runner import build_predictor, run_pair  # noqa: E402
-from isegm.inference.results import ResumeError  # noqa: E402
-from isegm.inference.run_folder import release_run  # noqa: E402
-from isegm.inference.utils import CheckpointError, load_is_model  # noqa: E402
-from isegm.utils.config import ConfigError  # noqa: E402
-from isegm.utils.exp import FolderInUseError  # noqa: E402
-from isegm.utils.log import reset_logging, setup_logging  # noqa: E402
-
-#: Errors of the command line itself: every rank meets them alike, so only rank 0 reports them.
-_SAME_IN_EVERY_RANK = (UsageError, CheckpointError, ConfigError)
+from isegm.inference.eval_command import UsageError, build_parser, parse_args
+from isegm.utils.log import reset_logging, setup_logging
 
 # the names tests and benchmarks use from this script (re-exported from isegm.inference)
 __all__ = ["REPO", "UsageError", "build_parser", "build_predictor", "get_eval_dataset",
@@ -75,35 +63,69 @@ __all__ = ["REPO", "UsageError", "build_parser", "build_predictor", "get_eval_da
 
 REPO = Path(__file__).resolve().parent  # default weights/ and experiments/
 
+_LAZY = {"build_predictor": "isegm.inference.protocol_runner",
+         "run_pair": "isegm.inference.protocol_runner",
+         "get_eval_dataset": "isegm.data.datasets",
+         "load_is_model": "isegm.inference.utils"}
+
+
+def __getattr__(name: str) -> Any:
+    """The heavy re-exports of ``__all__``, imported on first use."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def _print_line(line: str) -> None:
     print(line, flush=True)
 
 
+def _error(e: BaseException) -> int:
+    print(f"error: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     setup_logging()
-    args = None
     try:
         mute = contextlib.ExitStack()
-        if launcher.rank_from_env() > 0:  # usage and help are printed by rank 0 only
+        if launcher.rank_from_env() > 0:  # usage, help and bad flags: rank 0 reports them
             mute.enter_context(contextlib.redirect_stdout(io.StringIO()))
             mute.enter_context(contextlib.redirect_stderr(io.StringIO()))
         try:
             with mute:
                 args = parse_args(argv)
-        except SystemExit as e:  # argparse: usage + message already printed
+                if args.nproc < 1:
+                    raise UsageError("--nproc must be >= 1")
+        except SystemExit as e:  # argparse: --help, or its one error line already printed
             return int(e.code or 0)
+        except UsageError as e:
+            return 2 if launcher.rank_from_env() > 0 else _error(e)
         args.argv = list(sys.argv[1:] if argv is None else argv)
-        if args.nproc < 1:
-            raise UsageError("--nproc must be >= 1")
         if args.nproc > 1 and not launcher.under_launcher():  # start the ranks, then wait
             return launcher.launch_local(args.nproc, args.argv, Path(__file__).resolve())
+        return _evaluate(args)
+    finally:
+        reset_logging()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """The evaluation of a checked command line (the heavy imports start here)."""
+    from isegm.inference.evaluation_run import run_evaluation
+    from isegm.inference.results import ResumeError
+    from isegm.inference.run_folder import release_run
+    from isegm.inference.utils import CheckpointError
+    from isegm.utils.config import ConfigError
+    from isegm.utils.exp import FolderInUseError
+
+    # errors of the command line itself: every rank meets them alike, so only rank 0 reports
+    same_in_every_rank = (UsageError, CheckpointError, ConfigError)
+    try:
         return run_evaluation(args, REPO, _print_line)
     except (UsageError, CheckpointError, ConfigError, ResumeError, FolderInUseError) as e:
-        if launcher.rank_from_env() == 0 or not isinstance(e, _SAME_IN_EVERY_RANK):
-            msg = " ".join(str(e).split())
-            print(f"error: {msg}", file=sys.stderr, flush=True)
+        if launcher.rank_from_env() == 0 or not isinstance(e, same_in_every_rank):
+            _error(e)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished samples are saved; rerun with --resume to continue",
@@ -111,7 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         release_run(args)
-        reset_logging()
 
 
 if __name__ == "__main__":

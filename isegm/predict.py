@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -59,6 +58,7 @@ from isegm.inference.utils import (
     CheckpointError,
     load_is_model,
 )
+from isegm.utils.cli import ArgumentParser, add_threads_argument, default_threads
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -691,7 +691,7 @@ class Predictor:
 
 # --------------------------------------------------------------------------- command line
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m isegm.predict",
         description="Segment one object of an image from clicks and write the mask as PNG.",
     )
@@ -741,29 +741,6 @@ def add_refine_argument(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="graph-cut refinement of the network's masks (isegm/inference/refine.py); auto "
              "(default): on for the built-in default checkpoint, off for any other",
-    )
-
-
-def default_threads() -> int:
-    """Torch CPU threads used when ``--threads`` is not given: half the cores this process may
-    use, at most 4. On a 2-core machine that is 1: with another job on the machine, 2 threads
-    made one click of the tiny model take 12.8 s instead of 1.35 s (threads that wait for each
-    other's core); small models gain little from more threads even when the machine is idle."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(4, cores // 2))
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
-    """``--threads N`` (the same option for ``isegm.predict`` and ``demo.py``)."""
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"torch CPU threads (default: half the cores, at most 4; here {default_threads()})",
     )
 
 

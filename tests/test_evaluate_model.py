@@ -246,6 +246,24 @@ def test_resume_after_kill_gives_the_same_summary(env: dict, baseline: dict) -> 
     assert without_timing(row) == without_timing(full)
 
 
+def test_resume_after_the_last_sample_gives_the_same_summary(env: dict, baseline: dict,
+                                                            tmp_path: Path) -> None:
+    """Killed after its last sample but before the summary (a rank of --nproc too): the
+    resumed run evaluates nothing, and its summary still names the evaluation settings."""
+    logs = tmp_path / "logs"
+    shutil.copytree(baseline["run_dir"], logs / baseline["run_dir"].name)
+    run_dir = only_run_dir(logs)
+    for name in ("summary.json", "summary.csv"):
+        (run_dir / name).unlink()
+    code, _, err = run_main(base_args(env, logs) + ["--resume"])
+    assert code == 0, err
+    assert "3 of 3 samples already done, 0 to evaluate" in err
+    (row,) = results_of(run_dir)
+    (full,) = results_of(baseline["run_dir"])
+    assert row["evaluated_samples"] == 0 and row["eval_settings"]["family"] == "project"
+    assert without_timing(row) == without_timing(full)
+
+
 def test_resume_does_not_recompute_finished_samples(env: dict, baseline: dict,
                                                     tmp_path: Path) -> None:
     logs = tmp_path / "logs"

@@ -419,7 +419,7 @@ def test_threads_option(image_path: Path, tmp_path: Path, capsys, monkeypatch):
     assert seen[2] == predict.default_threads() and 1 <= seen[2] <= 4
     assert main(argv + ["--threads", "0"], model=DiskNet()) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
-    monkeypatch.setattr(predict.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})  # isegm.utils.cli reads it
     assert predict.default_threads() == 1  # a 2-core machine: 1 thread
 
 

@@ -324,7 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``collect [--dest DIR] [--sources a,b] [--force]``, ``list``."""
     from isegm.utils.config import DEFAULT_CONFIG_PATH, load_config
 
-    parser = argparse.ArgumentParser(prog="python -m isegm.data.photos", description=__doc__,
+    from isegm.utils.cli import ArgumentParser
+
+    parser = ArgumentParser(prog="python -m isegm.data.photos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("collect", "list"))
     parser.add_argument("--dest", default=None, help="folder (default: PHOTOS_PATH of config.yml)")

@@ -2,9 +2,21 @@
 
 Modules: ``controller`` (clicks, objects, undo, label map; no Tk), ``worker`` (inference off the
 UI thread), ``render`` (drawing a controller snapshot), ``canvas`` (zoomable image widget),
-``app`` (the window), ``cli`` (``python demo.py``). Importing this package does not import Tk.
+``app`` (the window), ``cli`` (``python demo.py``). Importing this package imports neither Tk
+nor torch: the names below load on first use (PEP 562), so ``demo.py`` checks its command line
+first.
 """
 
-from isegm.demo.controller import ControllerView, InteractiveController, label_map_dtype
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["ControllerView", "InteractiveController", "label_map_dtype"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from isegm.demo import controller
+
+        return getattr(controller, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,21 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from torch import nn
+from isegm.inference.utils import DEFAULT_MODEL_FILE
+from isegm.utils.cli import ArgumentParser, add_threads_argument
 
-from isegm.predict import (
-    DEFAULT_CHECKPOINT,
-    CheckpointError,
-    DeviceError,
-    InputError,
-    Predictor,
-    add_threads_argument,
-    read_image,
-    select_device,
-    set_threads,
-)
+if TYPE_CHECKING:  # torch and the model code load after the command line is checked
+    from torch import nn
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -33,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="demo.py", description="Interactive click-based segmentation (Tk window)."
     )
     parser.add_argument(
         "--checkpoint",
-        help=f"model checkpoint (default: {DEFAULT_CHECKPOINT})",
+        help=f"model checkpoint (default: weights/{DEFAULT_MODEL_FILE})",
     )
     dev = parser.add_mutually_exclusive_group()
     dev.add_argument("--cpu", action="store_true", help="run on the CPU")
@@ -78,14 +70,25 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
         model: a ready model to use instead of ``--checkpoint`` (scripting and tests).
     """
     args = build_parser().parse_args(argv)
+    for name in ("threshold", "alpha"):  # checked before torch and the model load
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            sys.stderr.write(f"error: --{name} must be in [0, 1], got {getattr(args, name)}\n")
+            return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from isegm.predict import (
+        CheckpointError,
+        DeviceError,
+        InputError,
+        Predictor,
+        read_image,
+        select_device,
+        set_threads,
+    )
+
     try:
-        for name in ("threshold", "alpha"):
-            if not 0.0 <= getattr(args, name) <= 1.0:
-                raise InputError(f"--{name} must be in [0, 1], got {getattr(args, name)}")
         device = select_device(args.cpu, args.gpu)
         set_threads(args.threads)
         image = read_image(args.image) if args.image else None

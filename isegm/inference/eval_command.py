@@ -10,23 +10,27 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-
-from isegm.data.datasets import EVAL_DATASETS, IMAGES_DIR_PREFIX
-from isegm.inference import eval_settings, lockstep, sharding
-from isegm.inference.checkpoint_selection import DEFAULT_MODEL_FILE
+from isegm.data.eval_registry import EVAL_DATASETS, IMAGES_DIR_PREFIX, unknown_dataset_names
+from isegm.inference import eval_settings
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference.refine import REFINE_CHOICES
+from isegm.inference.utils import DEFAULT_MODEL_FILE
+from isegm.utils.cli import ArgumentParser
 from isegm.utils.config import DEFAULT_CONFIG_PATH
 
-__all__ = ["MODES", "REFERENCE_MODES", "UsageError", "build_parser", "choose_device",
-           "parse_args"]
+if TYPE_CHECKING:  # this module is read before torch is imported: --help and bad flags are fast
+    import torch
+
+__all__ = ["MODES", "PRECISIONS", "REFERENCE_MODES", "UsageError", "build_parser",
+           "choose_device", "parse_args"]
 
 # eval.log names the command, as it did when this code lived in evaluate_model.py
 logger = logging.getLogger("evaluate_model")
 
 MODES = ("NoBRS",)
+PRECISIONS = ("fp32", "bf16", "fp16")  # --precision (isegm/inference/lockstep.py)
 REFERENCE_MODES = ("RGB-BRS", "DistMap-BRS", "f-BRS-A", "f-BRS-B", "f-BRS-C", "SAM", "HQSAM",
                    "HQSAM_CUSTOM", "HQSAM_BASE", "SAM_BASE")
 
@@ -37,7 +41,8 @@ class UsageError(ValueError):
 
 def build_parser() -> argparse.ArgumentParser:
     """Every flag of ``evaluate_model.py`` (the parser also gives ``--help``)."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
+        prog="evaluate_model.py",
         description="Evaluate interactive segmentation models with simulated clicks.",
         epilog="Exit codes: 0 evaluated (missing datasets skipped and listed), 1 nothing "
                "evaluated, 2 bad arguments/checkpoint/config, 130 interrupted (use --resume).",
@@ -120,9 +125,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run: the same command line finds its folder; "
                         "or give the run folder")
     eval_settings.add_arguments(p)
-    lockstep.add_arguments(p)
-    sharding.add_arguments(p)
+    p.add_argument("--batch-size", type=_at_least_one, default=1,
+                   help="objects evaluated in lockstep, one batched forward per click step "
+                        "(default 1); results equal those of 1 (isegm/inference/lockstep.py)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="network precision: autocast to bf16/fp16 on CUDA (fp16 needs CUDA; "
+                        "bf16 on the CPU warns); default fp32")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="evaluation processes on this machine (gloo; the samples are shared "
+                        "out, rank 0 writes the results of one process; "
+                        "isegm/inference/sharding.py); under torchrun the processes come from it")
     return p
+
+
+def _at_least_one(text: str) -> int:
+    """``--batch-size``: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -162,6 +186,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                             if n.strip()))
     if not args.dataset_names:
         raise UsageError("--datasets is empty")
+    unknown = unknown_dataset_names(args.dataset_names)
+    if unknown:
+        raise UsageError(f"--datasets: unknown dataset {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(EVAL_DATASETS)}, {IMAGES_DIR_PREFIX}<folder>")
     args.path_overrides = {}
     for item in args.dataset_path:
         name, sep, path = item.partition("=")
@@ -185,6 +213,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def choose_device(args: argparse.Namespace) -> torch.device:
     """``--cpu``, else the first ``--gpus`` id on CUDA, else the CPU (one warning if a GPU
     was asked for)."""
+    import torch
+
     if args.cpu:
         return torch.device("cpu")
     gpu = (args.gpus or "0").split(",")[0].strip() or "0"

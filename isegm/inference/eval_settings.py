@@ -28,14 +28,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from isegm.model.config import POS_EMBED_RESIZE_MODES
 
-from isegm.inference.transforms import ZoomIn
-from isegm.model.build import selection_preset
-from isegm.model.checkpoint import CHECKPOINT_FORMAT
-from isegm.model.patch_embed import POS_EMBED_RESIZE_MODES
+if TYPE_CHECKING:  # the flags and presets are read before torch is imported (evaluate_model.py)
+    import torch
+
+    from isegm.inference.transforms import ZoomIn
 
 __all__ = [
     "EvalSettings",
@@ -109,6 +109,10 @@ def checkpoint_source(path: str | Path) -> str:
     Reads only the pickle (tensors memory-mapped), so it costs little even for ViT-B files;
     the original's files pickle foreign classes and fail the weights-only load at once.
     """
+    import torch
+
+    from isegm.model.checkpoint import CHECKPOINT_FORMAT
+
     try:
         data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 - anything that is not our format
@@ -131,6 +135,8 @@ def model_family(model: torch.nn.Module, source: str = "reference") -> str:
         return PROJECT
     if cfg.arch == "plainvit":
         return "simpleclick"
+    from isegm.model.build import selection_preset
+
     for name in _MST_PRESETS:
         if cfg.selection == selection_preset(name):
             return name
@@ -164,6 +170,8 @@ def crop_side(inference_size: int, dataset_name: str, settings: EvalSettings) ->
 
 def make_zoom_in(side: int, settings: EvalSettings) -> ZoomIn:
     """The evaluation's ZoomIn (SPEC Part II §3.3): always on, square crop of ``side``."""
+    from isegm.inference.transforms import ZoomIn
+
     return ZoomIn(target_size=(side, side), skip_clicks=-1, expansion_ratio=1.4,
                   min_crop_size=settings.min_crop_size,
                   drop_outside_clicks=settings.drop_outside_clicks)

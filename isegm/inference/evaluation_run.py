@@ -194,14 +194,7 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                                 label, ds_name, len(done), n, len(todo))
                 if todo:
                     if model is None:
-                        model = GrabCutPredictor() if is_grabcut(path) else \
-                            load_is_model(path, device, variant=args.variant)
-                        family, settings = eval_settings.settings_for_checkpoint(
-                            path, model, args.explicit_settings)
-                        eval_settings.apply_to_model(model, settings)
-                        logger.info("%s: evaluation settings of family %s: %s", label, family,
-                                    settings)
-                        settings_used = {"family": family, **dataclasses.asdict(settings)}
+                        model, settings, settings_used = _load_model(path, device, args, label)
                     predictor = model if is_grabcut(path) else \
                         build_predictor(model, device, args, ds_name, settings)
                     if refine != "none":
@@ -216,6 +209,10 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                 records = [merged[i] for i in indices if i in merged]
             if not shard.is_main:
                 continue
+            if settings_used is None:
+                # every sample came from the logs (a resumed run killed after its last sample):
+                # the row still names the settings the samples were evaluated with
+                model, settings, settings_used = _load_model(path, device, args, label)
 
             row = {"model": label, "dataset": ds_name, "checkpoint": str(path),
                    **summarize(records, args.n_clicks, args.effective_target),
@@ -257,6 +254,18 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                                                       for s in skipped), results_txt)
     _show(emit, f"Results: {run_dir}", None)
     return 0
+
+
+def _load_model(path: Path | str, device: torch.device, args: argparse.Namespace,
+                label: str) -> tuple[Any, eval_settings.EvalSettings, dict[str, Any]]:
+    """The model of ``path`` with its family's evaluation settings applied: (model, settings,
+    the settings as the summary row records them)."""
+    model = GrabCutPredictor() if is_grabcut(path) else \
+        load_is_model(path, device, variant=args.variant)
+    family, settings = eval_settings.settings_for_checkpoint(path, model, args.explicit_settings)
+    eval_settings.apply_to_model(model, settings)
+    logger.info("%s: evaluation settings of family %s: %s", label, family, settings)
+    return model, settings, {"family": family, **dataclasses.asdict(settings)}
 
 
 def _save_pair_files(run_dir: Path, stem: str, ds_name: str, label: str,

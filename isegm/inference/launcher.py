@@ -8,7 +8,6 @@ that did that first, and then waited for every rank to do it again, paid it twic
 """
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["launch_local", "requested_nproc", "under_launcher", "rank_from_env"]
+__all__ = ["launch_local", "under_launcher", "rank_from_env"]
 
 _ENV = ("RANK", "WORLD_SIZE")
 
@@ -34,19 +33,6 @@ def rank_from_env() -> int:
         return int(os.environ.get("RANK", "0"))
     except ValueError:
         return 0
-
-
-def requested_nproc(argv: Sequence[str]) -> int:
-    """``--nproc`` of a command line read without the full parser (1 when absent or not a
-    plain integer; the full parser then reports a bad value). Abbreviations are not matched
-    here, so they take the slower path through the full parser, with the same result."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--nproc", type=str, default="1")
-    known, _ = parser.parse_known_args(list(argv))
-    try:
-        return int(known.nproc)
-    except ValueError:
-        return 1
 
 
 def _free_port() -> int:

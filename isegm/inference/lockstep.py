@@ -32,7 +32,6 @@ of a run are close to its wall time and SPC stays seconds per click of throughpu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -45,6 +44,7 @@ import torch
 
 from isegm.inference.batched import ForwardRequest, ForwardRunner, bucket_requests, forward_batch
 from isegm.inference.clicker import Clicker
+from isegm.inference.eval_command import PRECISIONS
 from isegm.inference.evaluation import (
     Callback,
     SampleResult,
@@ -56,7 +56,6 @@ from isegm.inference.metrics import get_iou
 
 __all__ = [
     "PRECISIONS",
-    "add_arguments",
     "check_precision",
     "evaluate_dataset_batched",
     "object_protocol",
@@ -65,31 +64,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 ObjectSteps = Generator[ForwardRequest, torch.Tensor, tuple[list, np.ndarray, np.ndarray]]
-
-
-# ---------------------------------------------------------------------------- command line
-def _batch_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--batch-size`` and ``--precision`` of ``evaluate_model.py``."""
-    parser.add_argument("--batch-size", type=_batch_size, default=1,
-                        help="objects evaluated in lockstep, one batched forward per click "
-                             "step (default 1); results equal those of 1")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="network precision: autocast to bf16/fp16 on CUDA (fp16 needs "
-                             "CUDA; bf16 on the CPU warns); default fp32")
 
 
 # ------------------------------------------------------------------------------- precision

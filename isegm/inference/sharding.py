@@ -23,7 +23,6 @@ are stopped, as ``torchrun`` does.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import fcntl
@@ -38,17 +37,9 @@ import torch
 from isegm.inference.launcher import under_launcher
 from isegm.inference.results import SampleLog, SampleRecord, atomic_write_text, read_sample_log
 
-__all__ = ["Shard", "ShardedLog", "add_arguments", "current_shard"]
+__all__ = ["Shard", "ShardedLog", "current_shard"]
 
 logger = logging.getLogger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--nproc`` of ``evaluate_model.py``."""
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="evaluation processes on this machine (gloo; the samples are "
-                             "shared out, rank 0 writes the results of one process); under "
-                             "torchrun the processes come from it")
 
 
 @dataclasses.dataclass

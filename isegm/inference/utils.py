@@ -1,13 +1,19 @@
-"""Model loading for inference."""
+"""Model loading for inference, and the name of the built-in default model.
+
+Torch loads on the first call (``CheckpointError`` on first use, PEP 562): the command lines
+read ``DEFAULT_MODEL_FILE`` while they check their arguments, before any heavy import.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from isegm.model.checkpoint import CheckpointError, load_model_checkpoint
-from isegm.model.is_model import ISModel
+    from isegm.model.checkpoint import CheckpointError
+    from isegm.model.is_model import ISModel
 
 __all__ = ["load_is_model", "CheckpointError", "DEFAULT_MODEL_FILE", "DEFAULT_MODEL_RECIPE"]
 
@@ -37,4 +43,14 @@ def load_is_model(
     Raises:
         CheckpointError: one line naming the file and what is wrong with it.
     """
+    from isegm.model.checkpoint import load_model_checkpoint
+
     return load_model_checkpoint(checkpoint, device, variant=variant, eval_mode=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CheckpointError":
+        from isegm.model.checkpoint import CheckpointError
+
+        return CheckpointError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -590,10 +590,11 @@ def export_weights(src: str | Path, dst: str | Path) -> Path:
 
 
 if __name__ == "__main__":
-    import argparse
     import sys
 
-    parser = argparse.ArgumentParser(
+    from isegm.utils.cli import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m isegm.model.checkpoint",
         description="Export the model of a checkpoint (ours or a published one) without the "
         "training state.")

@@ -12,6 +12,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+#: how position embeddings reach another input size (:mod:`isegm.model.patch_embed`)
+POS_EMBED_RESIZE_MODES = ("once", "two-step")
+
 __all__ = ["SelectionConfig", "ModelConfig", "TOKEN_MODES", "KERNEL_MODES"]
 
 TOKEN_MODES = ("multiscale", "small_topk", "all_small", "upconv")

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import POS_EMBED_RESIZE_MODES
+
 __all__ = [
     "POS_EMBED_RESIZE_MODES",
     "inference_pos_grids",
@@ -27,7 +29,6 @@ __all__ = [
     "resize_pos_embed_checkpoint",
 ]
 
-POS_EMBED_RESIZE_MODES = ("once", "two-step")
 
 
 @cache

@@ -15,6 +15,7 @@ from isegm.inference.utils import CheckpointError
 from isegm.predict import DEFAULT_CHECKPOINT, DeviceError, load_model, select_device
 from isegm.serve.app import ServeConfig, Service, create_app
 from isegm.serve.fetch import FetchError, normalize_origin
+from isegm.utils.cli import ArgumentParser
 
 __all__ = ["build_parser", "main"]
 
@@ -23,7 +24,7 @@ logger = logging.getLogger("isegm.serve")
 
 def build_parser() -> argparse.ArgumentParser:
     d = ServeConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m isegm.serve",
         description="Annotation server: browser tool at /, JSON API (docs at /docs), CVAT and "
         "Label Studio adapters, one shared model.",

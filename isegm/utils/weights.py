@@ -12,7 +12,6 @@ kept next to it, so later corruption is noticed::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 import sys
@@ -97,7 +96,9 @@ def verify_weights(kind: str, path: str | Path) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``verify KIND FILE [--sha256 HEX]``: one line, exit 0 (ok) or 2 (wrong file)."""
-    p = argparse.ArgumentParser(prog="python -m isegm.utils.weights",
+    from isegm.utils.cli import ArgumentParser
+
+    p = ArgumentParser(prog="python -m isegm.utils.weights",
                                 description="Check that a downloaded weight file is the "
                                             "checkpoint it should be.")
     p.add_argument("command", choices=["verify"])

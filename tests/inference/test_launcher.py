@@ -6,19 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from isegm.inference.launcher import requested_nproc
-
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "evaluate_model.py"
-
-
-def test_requested_nproc_reads_only_the_exact_flag() -> None:
-    assert requested_nproc(["--cpu", "--nproc", "3"]) == 3
-    assert requested_nproc(["--nproc=2", "--datasets", "GrabCut"]) == 2
-    assert requested_nproc(["--cpu"]) == 1
-    assert requested_nproc(["--nproc", "two"]) == 1  # the full parser reports it
-    assert requested_nproc(["--npro", "4"]) == 1  # abbreviations take the full parser's path
-    assert requested_nproc(["--n-clicks", "5"]) == 1
 
 
 def test_launcher_imports_no_torch() -> None:

@@ -1,16 +1,19 @@
 """Dataset readers and the evaluation registry (``--datasets`` name → reader).
 
-``EVAL_DATASETS[name] = (class, config key, kwargs)``; :func:`get_eval_dataset` builds one from
-a loaded ``config.yml`` (:func:`isegm.utils.config.load_config`). The config key is ``None`` for
-the synthetic benchmarks, which need no files. ``ImagesDir:<path>`` reads a generic folder.
+``EVAL_DATASETS`` (:mod:`isegm.data.eval_registry`, torch-free) maps a name to (reader, config
+key, kwargs); :func:`get_eval_dataset` builds one from a loaded ``config.yml``
+(:func:`isegm.utils.config.load_config`). The config key is ``None`` for the synthetic
+benchmarks, which need no files. ``ImagesDir:<path>`` reads a generic folder.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..base import DatasetError, ISDataset
+from ..eval_registry import EVAL_DATASETS, IMAGES_DIR_PREFIX
 from .berkeley import BerkeleyDataset
 from .coco import CocoDataset
 from .coco_lvis import CocoLvisDataset
@@ -33,47 +36,23 @@ __all__ = [
     "SyntheticEvalDataset", "SyntheticMultiScaleDataset",
 ]
 
-IMAGES_DIR_PREFIX = "ImagesDir:"
 
-EVAL_DATASETS: dict[str, tuple[type[ISDataset], str | None, dict[str, Any]]] = {
-    "GrabCut": (GrabCutDataset, "GRABCUT_PATH", {}),
-    "Berkeley": (BerkeleyDataset, "BERKELEY_PATH", {}),
-    "DAVIS": (DavisDataset, "DAVIS_PATH", {"name": "DAVIS"}),
-    "COCO_MVal": (DavisDataset, "COCO_MVAL_PATH", {"name": "COCO_MVal"}),
-    "PascalVOC": (PascalVocDataset, "PASCALVOC_PATH", {"split": "val"}),
-    "SBD": (SBDEvaluationDataset, "SBD_PATH", {"split": "val"}),
-    "SBD_Train": (SBDEvaluationDataset, "SBD_PATH", {"split": "train"}),
-    "LoveDA": (LoveDADataset, "IS_LoveDA_PATH", {"split": "val", "scale": "all"}),
-    "LoveDASMALL": (LoveDADataset, "IS_LoveDA_PATH", {"split": "val", "scale": "small"}),
-    "LoveDAMEDIUM": (LoveDADataset, "IS_LoveDA_PATH", {"split": "val", "scale": "medium"}),
-    "LoveDALARGE": (LoveDADataset, "IS_LoveDA_PATH", {"split": "val", "scale": "large"}),
-    "LoveDAHUGE": (LoveDADataset, "IS_LoveDA_PATH", {"split": "val", "scale": "huge"}),
-    "HQSeg44k": (HQSeg44kDataset, "HQSeg44K_PATH", {"split": "val"}),
-    "Synthetic": (SyntheticEvalDataset, None, {"scale": "all", "num_samples": 150}),
-    "SyntheticSMALL": (SyntheticEvalDataset, None, {"scale": "small", "num_samples": 100}),
-    "SyntheticMEDIUM": (SyntheticEvalDataset, None, {"scale": "medium", "num_samples": 100}),
-    "SyntheticLARGE": (SyntheticEvalDataset, None, {"scale": "large", "num_samples": 100}),
-    # scenes composed from the held-out photographs of PHOTOS_PATH (isegm.data.photos)
-    "PhotoScenes": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "all", "num_samples": 150}),
-    "PhotoScenesSMALL": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "small",
-                                                                 "num_samples": 50}),
-    "PhotoScenesMEDIUM": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "medium",
-                                                                  "num_samples": 50}),
-    "PhotoScenesLARGE": (PhotoScenesEvalDataset, "PHOTOS_PATH", {"scale": "large",
-                                                                 "num_samples": 50}),
-}
-
-
-def _check_path(name: str, key: str, path: Any) -> Path:
-    """The dataset folder, or a one-line ``DatasetError`` naming the dataset and config key."""
+def _check_path(name: str, key: str, path: Any, flag: str | None = None) -> Path:
+    """The dataset folder, or a one-line ``DatasetError`` naming the dataset, where its path
+    came from (``flag``: the command-line text that gave it; None: ``key`` of config.yml) and
+    the fix for that source."""
     if path is None or str(path).strip() == "":
-        raise DatasetError(f"dataset {name}: config key {key} is not set in config.yml")
+        raise DatasetError(f"dataset {name}: config key {key} is not set in config.yml (set it, "
+                           f"or give --dataset-path {name}=PATH)")
     folder = Path(str(path)).expanduser()
+    source = flag or f"{key} = {folder} (config.yml)"
     if not folder.is_dir():
-        raise DatasetError(f"dataset {name}: {key} = {folder} does not exist "
-                           "(download it with download_datasets.sh or fix config.yml)")
+        fix = (f"fix the path of {flag}" if flag else
+               f"download it with ./download_datasets.sh, fix {key} in config.yml or give "
+               f"--dataset-path {name}=PATH")
+        raise DatasetError(f"dataset {name}: {source}: folder {folder} does not exist ({fix})")
     if not any(folder.iterdir()):
-        raise DatasetError(f"dataset {name}: {key} = {folder} is empty")
+        raise DatasetError(f"dataset {name}: {source}: folder {folder} is empty")
     return folder
 
 
@@ -93,14 +72,19 @@ def get_eval_dataset(name: str, cfg: Mapping[str, Any], path_override: str | Pat
     name = name.strip()
     if name.startswith(IMAGES_DIR_PREFIX):
         raw = path_override or name[len(IMAGES_DIR_PREFIX):]
-        folder = _check_path(name, "the ImagesDir: path", raw)
+        flag = f"--dataset-path {name}={raw}" if path_override else name
+        folder = _check_path(name, "the ImagesDir: path", raw, flag)
         return ImagesDirDataset(folder, **kwargs)
     if name not in EVAL_DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(EVAL_DATASETS)}, "
                            f"{IMAGES_DIR_PREFIX}<path>")
-    cls, key, defaults = EVAL_DATASETS[name]
+    class_path, key, defaults = EVAL_DATASETS[name]
+    module, _, class_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(f"{__name__}.{module}"), class_name)
     options = {**defaults, **kwargs}
     if key is None:
         return cls(**options)
-    raw = path_override if path_override is not None else cfg.get(key)
-    return cls(_check_path(name, key, raw), **options)
+    if path_override is not None:
+        flag = f"--dataset-path {name}={path_override}"
+        return cls(_check_path(name, key, path_override, flag), **options)
+    return cls(_check_path(name, key, cfg.get(key)), **options)
