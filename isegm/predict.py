@@ -49,7 +49,7 @@ from isegm.data.mask_io import read_mask_file
 from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
-from isegm.inference.refine import REFINE_CHOICES, make_refiner
+from isegm.inference.refine import REFINE_CHOICES, add_refine_argument, make_refiner
 from isegm.inference.transforms import SigmoidForPred, ZoomIn
 from isegm.inference.transforms.base import BaseTransform
 from isegm.inference.utils import (
@@ -730,18 +730,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
-
-
-def add_refine_argument(parser: argparse.ArgumentParser) -> None:
-    """``--refine auto|grabcut|none`` (the same option for ``isegm.predict``, ``demo.py`` and
-    ``isegm.serve``)."""
-    parser.add_argument(
-        "--refine",
-        choices=("auto", *REFINE_CHOICES),
-        default="auto",
-        help="graph-cut refinement of the network's masks (isegm/inference/refine.py); auto "
-             "(default): on for the built-in default checkpoint, off for any other",
-    )
 
 
 def set_threads(threads: int | None) -> int:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from isegm.inference.refine import add_refine_argument
 from isegm.inference.utils import DEFAULT_MODEL_FILE
 from isegm.utils.cli import ArgumentParser, add_threads_argument
 

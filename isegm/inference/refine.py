@@ -46,7 +46,7 @@ import numpy as np
 
 from isegm.inference.clicker import Click
 
-__all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "GraphCutRule", "GraphCutRefiner",
+__all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule", "GraphCutRefiner",
            "RefinedPredictor", "make_refiner", "refine_fingerprint"]
 
 logger = logging.getLogger(__name__)
@@ -72,11 +72,13 @@ class GraphCutRule:
     prior_scale: float = 0.0
     prior_value: float = 0.5
     prior_clicks: int = 1
+    prior_min_fraction: float = 0.0
     keep_connected: bool = True
     neighbours: int = 8
     roi_threshold: float = 0.2
     roi_margin: float = 0.25
     min_object_fraction: float = 0.0
+    feedback: bool = False
 
     def __post_init__(self) -> None:
         if self.work_side < 16 or self.iterations < 1 or not 2 <= self.bins <= 64 or \
@@ -178,7 +180,8 @@ class GraphCutRefiner:
     # ------------------------------------------------------------------ parts of the rule
     def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
         rule = self.rule
-        if rule.prior_radius <= 0 or len(clicks) > rule.prior_clicks:
+        if rule.prior_radius <= 0 or len(clicks) > rule.prior_clicks or \
+                (prior > 0.5).mean() < rule.prior_min_fraction:
             return prior
         sh, sw = prior.shape
         ys, xs = np.ogrid[:sh, :sw]
@@ -352,7 +355,13 @@ class RefinedPredictor:
 
     def _refine(self, prob: np.ndarray, clicker: Any) -> np.ndarray:
         self.last_network_prob = prob
-        return self.refiner.refine(prob, list(clicker.get_clicks()))
+        out = self.refiner.refine(prob, list(clicker.get_clicks()))
+        if self.rule.feedback and self.base.prev_prediction is not None:
+            import torch  # only here: this module is read by torch-free command lines
+
+            prev = self.base.prev_prediction
+            self.base.prev_prediction = torch.from_numpy(out).to(prev)[None, None]
+        return out
 
     def get_states(self) -> dict[str, Any]:
         return self.base.get_states()
@@ -367,6 +376,18 @@ def _as_uint8_rgb(image: Any) -> np.ndarray:
         array = array[0] if array.ndim == 4 else array
         return np.clip(array.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
     return np.asarray(image)
+
+
+def add_refine_argument(parser: Any) -> None:
+    """``--refine auto|grabcut|none`` (the same option for ``isegm.predict``, ``demo.py`` and
+    ``isegm.serve``)."""
+    parser.add_argument(
+        "--refine",
+        choices=("auto", *REFINE_CHOICES),
+        default="auto",
+        help="graph-cut refinement of the network's masks (isegm/inference/refine.py); auto "
+             "(default): on for the built-in default checkpoint, off for any other",
+    )
 
 
 def make_refiner(mode: str | None, rule: GraphCutRule = DEFAULT_RULE) -> GraphCutRefiner | None:
