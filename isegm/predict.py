@@ -531,6 +531,7 @@ class Predictor:
         self._init_prob: np.ndarray | None = None
         self._init_key: str | None = None
         self._current: np.ndarray | None = None  # full-resolution prob of the last step
+        self._net_current: np.ndarray | None = None  # the same before the refinement
         self._initial: _Snapshot | None = None
         if self._image is not None:
             zeros = self._nobrs.prev_prediction
@@ -554,12 +555,13 @@ class Predictor:
         if snapshot.net_prob is None:  # before the first click
             shape, dtype = self._zeros_like
             full = torch.zeros(shape, dtype=dtype, device=self.device)
-            self._current = None
+            self._current = self._net_current = None
         else:
             full = snapshot.net_prob.to(self.device)
             for t in reversed(nobrs.transforms[: self._capture_index]):
                 full = t.inv_transform(full)
-            self._current = self._refined(full[0, 0].float().cpu().numpy(),
+            self._net_current = full[0, 0].float().cpu().numpy()
+            self._current = self._refined(self._net_current,
                                           [step.click for step in self._steps])
         nobrs.prev_prediction = full
 
@@ -677,8 +679,28 @@ class Predictor:
         if first and init is not None and self._nobrs.zoom_in is not None:
             # The first pass saw the whole image; the second is zoomed on what it found.
             prob = self._nobrs.get_prediction(clicker, prev_mask=prev)
-        self._current = self._refined(np.asarray(prob, dtype=np.float32), clicks)
+        self._net_current = np.asarray(prob, dtype=np.float32)
+        self._current = self._refined(self._net_current, clicks)
         return _Step(clicks[-1], self._snapshot())
+
+    def set_refine(self, refine: str) -> None:
+        """Switches the graph-cut refinement (``'grabcut'`` or ``'none'``); the map of the
+        current clicks is refined again (or not) at once, nothing else is recomputed.
+
+        Raises:
+            InputError: an unknown mode.
+        """
+        mode = str(refine).strip().lower()
+        if mode not in REFINE_CHOICES:
+            raise InputError(f"unknown refinement {refine!r}; choose one of "
+                             f"{', '.join(REFINE_CHOICES)}")
+        if mode == self.refine:
+            return
+        self.refine, self._refiner = mode, make_refiner(mode)
+        if self._refiner is not None and self._image is not None:
+            self._refiner.set_image(self._image)
+        if self._steps and self._net_current is not None:
+            self._current = self._refined(self._net_current, [s.click for s in self._steps])
 
     def _refined(self, prob: np.ndarray, clicks: Sequence[ClickTuple]) -> np.ndarray:
         """The shown map: the network's, through the graph-cut refinement if it is on (the

@@ -172,6 +172,13 @@ class InteractiveController:
         if self.image is not None and self.clicks:
             self._predict()
 
+    def set_refine(self, refine: str) -> None:
+        """Switches the graph-cut refinement; the object in progress is shown refined (or not)
+        at once (raises ``InputError`` for an unknown mode)."""
+        self.predictor.set_refine(refine)
+        if self.image is not None and self.clicks:
+            self._predict()
+
     def finish_object(self) -> bool:
         """Keeps the current mask as the next object label and starts a new object.
 

@@ -12,7 +12,15 @@ from collections.abc import Sequence
 import torch
 
 from isegm.inference.utils import CheckpointError
-from isegm.predict import DEFAULT_CHECKPOINT, DeviceError, load_model, select_device
+from isegm.inference.refine import add_refine_argument
+from isegm.predict import (
+    DEFAULT_CHECKPOINT,
+    DeviceError,
+    InputError,
+    load_model,
+    resolve_refine,
+    select_device,
+)
 from isegm.serve.app import ServeConfig, Service, create_app
 from isegm.serve.fetch import FetchError, normalize_origin
 from isegm.utils.cli import ArgumentParser
@@ -82,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="downscale larger images for the network (800)")
     p.add_argument("--zoom-in", action=argparse.BooleanOptionalAction, default=True,
                    help="zoom in on the object after the first click (on)")
+    add_refine_argument(parser=p)  # the sessions' default; a session or a click may change it
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -136,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         model = load_model(args.checkpoint, device)
-    except (ValueError, CheckpointError, DeviceError) as e:
+        refine = resolve_refine(args.refine, args.checkpoint)
+    except (ValueError, CheckpointError, DeviceError, InputError) as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
     config = ServeConfig(
@@ -158,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fetch_workers=args.fetch_workers,
         limit_longest_size=args.limit_longest_size,
         zoom_in=args.zoom_in,
+        refine=refine,
         max_batch=args.max_batch,
         model_name=str(args.checkpoint or DEFAULT_CHECKPOINT.name),
     )

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal, Optional
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -37,6 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isegm.data.io import DEFAULT_MAX_PIXELS
 from isegm.demo.controller import label_map_dtype
+from isegm.inference.refine import REFINE_CHOICES
 from isegm.predict import DEFAULT_MAX_CLICKS, ClickTuple, InputError, Predictor
 from isegm.serve.fetch import FetchError, Fetcher
 from isegm.serve.formats import (
@@ -97,6 +98,7 @@ class ServeConfig:
     fetch_workers: int = 4
     limit_longest_size: int = 800
     zoom_in: bool = True
+    refine: str = "none"  # graph-cut refinement of new sessions (python -m isegm.serve: auto)
     threshold: float = 0.5
     max_batch: int = 16
     model_name: str = "model"
@@ -185,16 +187,20 @@ class Service:
             zoom_in=c.zoom_in,
             threshold=c.threshold,
             forward_runner=self.worker.run,
+            refine=c.refine,
         )
 
     # -- sessions ------------------------------------------------------------------------------
     def open_session(self, data: bytes, name: str, key: str | None = None,
-                     client: str = "-") -> Session:
+                     client: str = "-", refine: str | None = None) -> Session:
         if len(data) > self.config.max_upload_bytes:
             raise ApiError(413, self._too_large(len(data)))
         image = decode_upload(data, self.config.max_pixels, name or "image")
         try:
-            return self.store.create(image, name, key=key, owner=client)
+            session = self.store.create(image, name, key=key, owner=client)
+            if refine is not None:
+                session.controller.set_refine(refine)
+            return session
         except SessionLimit as e:
             raise ApiError(429, str(e)) from None
         except MemoryFull as e:
@@ -254,15 +260,23 @@ class Service:
 
 
 # --------------------------------------------------------------------------- request bodies
+RefineMode = Optional[Literal["none", "grabcut"]]
+_REFINE_DOC = ("graph-cut refinement of the masks: 'grabcut' or 'none' (default: the "
+               "server's, see /api/info)")
+
+
 class CreateSession(BaseModel):
     image: str = Field(description="the image file (PNG, JPEG, ...) as base64 or a data URI")
     name: str = Field("", description="file name, kept in the COCO export")
+    refine: RefineMode = Field(None, description=_REFINE_DOC)
 
 
 class ClickIn(BaseModel):
     x: float = Field(description="column in pixels of the original image")
     y: float = Field(description="row in pixels of the original image")
     positive: StrictBool = Field(True, description="true: object, false: background")
+    refine: RefineMode = Field(None, description=_REFINE_DOC + "; kept for the session's "
+                               "later clicks")
 
 
 class CvatRequest(BaseModel):
@@ -330,6 +344,7 @@ _CREATE_DOC = {
                     "properties": {
                         "image": {"type": "string", "format": "binary"},
                         "name": {"type": "string"},
+                        "refine": {"type": "string", "enum": ["none", "grabcut"]},
                     },
                     "required": ["image"],
                 }
@@ -358,6 +373,7 @@ def session_state(session: Session, ms: float | None = None) -> dict:
         "rle": None,
         "area": 0,
         "bbox": None,
+        "refine": c.predictor.refine,
         "model_ms": None if c.last_click_seconds is None else round(1e3 * c.last_click_seconds, 2),
         "ms": None if ms is None else round(ms, 2),
     }
@@ -440,6 +456,7 @@ def create_app(service: Service) -> FastAPI:
         return {
             "model": config.model_name,
             "device": str(service.device),
+            "refine": config.refine,
             "limits": {
                 "max_upload_bytes": config.max_upload_bytes,
                 "max_pixels": config.max_pixels,
@@ -467,12 +484,13 @@ def create_app(service: Service) -> FastAPI:
     async def create_session(request: Request) -> dict:
         """Opens a session on an image: multipart field ``image`` (file) or JSON
         ``{"image": base64, "name": ...}``."""
-        data, name = await _read_image_body(request, config.max_upload_bytes)
+        data, name, refine = await _read_image_body(request, config.max_upload_bytes)
         session = await run_in_threadpool(service.open_session, data, name, None,
-                                          request.state.client)
+                                          request.state.client, refine)
         request.state.session = session.id
         h, w = session.size
-        return {"session_id": session.id, "width": w, "height": h, "name": session.name}
+        return {"session_id": session.id, "width": w, "height": h, "name": session.name,
+                "refine": session.controller.predictor.refine}
 
     @app.get("/api/sessions/{session_id}", tags=["api"])
     def get_session(session_id: str, request: Request) -> dict:
@@ -487,6 +505,8 @@ def create_app(service: Service) -> FastAPI:
         def action(session: Session) -> None:
             if len(session.controller.clicks) >= config.max_clicks:
                 raise ApiError(400, f"the object has {config.max_clicks} clicks, the limit")
+            if click.refine is not None:
+                session.controller.set_refine(click.refine)
             session.controller.add_click(click.x, click.y, click.positive)
 
         return _edit(request, session_id, action)
@@ -644,7 +664,9 @@ async def _json_body(request: Request, required: bool) -> dict:
     return body
 
 
-async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str]:
+async def _read_image_body(request: Request, max_bytes: int
+                           ) -> tuple[bytes, str, str | None]:
+    """(image bytes, file name, refinement mode or None) of a session-creating request."""
     ctype = request.headers.get("content-type", "")
     if _media_type(ctype) == "multipart/form-data":
         try:
@@ -657,15 +679,15 @@ async def _read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str
             raise ApiError(422, "multipart body: expected a file field 'image'")
         data = await upload.read()
         name = str(form.get("name") or upload.filename or "")
-        return data, Path(name).name
+        refine = form.get("refine")
+        if refine is not None and refine not in REFINE_CHOICES:
+            raise ApiError(422, f"multipart field 'refine' must be one of "
+                           f"{', '.join(REFINE_CHOICES)}, got {str(refine)[:40]!r}")
+        return data, Path(name).name, refine
     if _media_type(ctype) == "application/json":
         body = await _json_body(request, required=True)
-        try:
-            parsed = CreateSession.model_validate(body)
-        except Exception as e:  # noqa: BLE001 - pydantic's message, one line
-            raise ApiError(422, f"JSON body: {str(e).splitlines()[0]}; expected "
-                           '{"image": base64, "name": optional}') from None
-        return decode_base64(parsed.image), Path(parsed.name).name
+        parsed = validate_as(CreateSession, body)
+        return decode_base64(parsed.image), Path(parsed.name).name, parsed.refine
     raise ApiError(
         415,
         f"unsupported content type {ctype or '(none)'}: send multipart/form-data with a file "

@@ -138,3 +138,51 @@ def test_finish_without_clicks_adds_nothing(client, image_a, objects):
     labels = decode_png(client.get(f"/api/sessions/{sid}/labels.png").content)
     assert labels.shape == (160, 240) and not labels.any()
     assert client.get(f"/api/sessions/{sid}/coco.json").json()["annotations"] == []
+
+
+def test_refinement_per_server_session_and_click(make_client, model, image_a):
+    """The server's default refinement, a session's own (create), a click's switch: each mask
+    equals isegm.predict's with that refinement."""
+    from isegm.predict import Predictor
+
+    client, service = make_client(refine="grabcut")
+    assert client.get("/api/info").json()["refine"] == "grabcut"
+    c = service.config
+    refs = {}
+    for mode in ("none", "grabcut"):
+        refs[mode] = Predictor(model, device="cpu", limit_longest_size=c.limit_longest_size,
+                               zoom_in=c.zoom_in, threshold=c.threshold, refine=mode)
+        refs[mode].set_image(image_a)
+    expected = {m: [refs[m].predict(CLICKS[:n])[0] for n in (1, 2)] for m in refs}
+    assert not np.array_equal(expected["none"][0], expected["grabcut"][0])
+
+    sid = create(client, image_a)["session_id"]  # the server's default
+    state = click(client, sid, *CLICKS[0])
+    assert state["refine"] == "grabcut"
+    np.testing.assert_array_equal(decode_png(state["mask_png"]) > 0, expected["grabcut"][0])
+    r = client.post(f"/api/sessions/{sid}/clicks", json={"x": CLICKS[1][0], "y": CLICKS[1][1],
+                                                         "positive": False, "refine": "none"})
+    assert r.status_code == 200 and r.json()["refine"] == "none"
+    np.testing.assert_array_equal(decode_png(r.json()["mask_png"]) > 0, expected["none"][1])
+    state = client.post(f"/api/sessions/{sid}/undo").json()  # undo keeps the session's mode
+    np.testing.assert_array_equal(decode_png(state["mask_png"]) > 0, expected["none"][0])
+
+    for how, body in (("json", None), ("multipart", None)):
+        if how == "json":
+            r = client.post("/api/sessions", json={"image": png_b64(image_a), "refine": "none"})
+        else:
+            r = client.post("/api/sessions", files={"image": ("a.png", png_bytes(image_a),
+                                                              "image/png")},
+                            data={"refine": "none"})
+        assert r.status_code == 201 and r.json()["refine"] == "none", r.text
+        state = click(client, r.json()["session_id"], *CLICKS[0])
+        np.testing.assert_array_equal(decode_png(state["mask_png"]) > 0, expected["none"][0])
+
+    r = client.post("/api/sessions", json={"image": png_b64(image_a), "refine": "crf"})
+    assert r.status_code == 422 and "refine" in r.json()["error"]
+    r = client.post("/api/sessions", files={"image": ("a.png", png_bytes(image_a), "image/png")},
+                    data={"refine": "crf"})
+    assert r.status_code == 422 and "'refine'" in r.json()["error"]
+    r = client.post(f"/api/sessions/{sid}/clicks",
+                    json={"x": 1, "y": 1, "positive": True, "refine": True})
+    assert r.status_code == 422 and "refine" in r.json()["error"]
