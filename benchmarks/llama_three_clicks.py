@@ -8,7 +8,7 @@ as a subprocess, exactly as a user runs it, and the IoU is computed here (ground
 object). GrabCut is evaluation data only: nothing here trains or selects a model.
 
     python benchmarks/llama_three_clicks.py [--checkpoint weights/X.pth] \
-        [--grabcut ../shared/datasets/GrabCut]
+        [--grabcut ../shared/datasets/GrabCut] [--refine auto|grabcut|none]
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=None, help="model (default: the built-in one)")
     parser.add_argument("--grabcut", default=str(ROOT.parent / "shared" / "datasets" / "GrabCut"))
+    parser.add_argument("--refine", default=None, choices=("auto", "grabcut", "none"),
+                        help="passed to isegm.predict (default: its own, auto)")
     args = parser.parse_args()
     root = Path(args.grabcut)
     image, truth = root / "data_GT" / "llama.bmp", root / "boundary_GT" / "llama.bmp"
@@ -41,6 +43,8 @@ def main() -> int:
                "--clicks", CLICKS, "--output", str(out)]
         if args.checkpoint:
             cmd += ["--checkpoint", args.checkpoint]
+        if args.refine:
+            cmd += ["--refine", args.refine]
         subprocess.run(cmd, check=True, cwd=ROOT)
         mask = cv2.imread(str(out), cv2.IMREAD_GRAYSCALE) > 127
     gt = cv2.imread(str(truth), cv2.IMREAD_GRAYSCALE)

@@ -62,9 +62,8 @@ def test_a_negative_click_and_a_second_blob_are_respected():
     refiner.set_image(image)
     out = refiner.refine(prob, [Click(True, (80, 90)), Click(False, (80, 60))]) > 0.5
     assert not out[other].any()  # not connected to a positive click
-    negative_disk = (ys - 80) ** 2 + (xs - 60) ** 2 <= 4 ** 2
-    assert not out[negative_disk].any()  # the negative click's disk is background
-    assert iou(out, mask & ~negative_disk) > 0.85
+    assert not out[80, 59:62].any() and not out[79:82, 60].any()  # the negative click
+    assert iou(out, mask) > 0.9
 
 
 def test_large_images_are_cut_at_work_side_and_upsampled():
@@ -77,6 +76,36 @@ def test_large_images_are_cut_at_work_side_and_upsampled():
     assert max(refiner.small_shape) == DEFAULT_RULE.work_side
     out = refiner.refine(prob, [Click(True, (320, 360))])
     assert out.shape == big_mask.shape and iou(out > 0.5, big_mask) > 0.95
+
+
+def test_small_objects_keep_the_network_map():
+    """Under 0.5 % of the image in the network's map: the zoomed-in network is left alone."""
+    image, _ = disc_scene()
+    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+    prob = np.where((ys - 80) ** 2 + (xs - 90) ** 2 <= 3 ** 2, 0.9, 0.05).astype(np.float32)
+    assert (prob > 0.5).mean() < DEFAULT_RULE.min_object_fraction
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    np.testing.assert_array_equal(refiner.refine(prob, [Click(True, (80, 90))]), prob)
+
+
+def test_the_first_click_prior_only_for_large_first_maps():
+    """At the first click a large network object (>= 3 % of the image) grows by colour within
+    the prior radius; a second click does not get the prior."""
+    image, mask = disc_scene()
+    ys, xs = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    part = (ys - 80) ** 2 + (xs - 90) ** 2 <= 12 ** 2  # 1.4 % of the image
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    small = np.where(part, 0.9, 0.02).astype(np.float32)  # under 3 %: no prior
+    one = refiner.refine(small, [Click(True, (80, 90))]) > 0.5
+    bigger = (ys - 80) ** 2 + (xs - 90) ** 2 <= 25 ** 2  # 6 % of the image: the prior is on
+    prob_big = np.where(bigger, 0.9, 0.02).astype(np.float32)
+    grown = refiner.refine(prob_big, [Click(True, (80, 90))]) > 0.5
+    assert iou(grown, mask) > 0.9  # the prior lets the colour model take the whole disc
+    stuck = refiner.refine(prob_big, [Click(True, (80, 90)), Click(True, (80, 92))]) > 0.5
+    assert iou(stuck, mask) < 0.5  # no prior at the second click: the network's confident map
+    assert iou(one, part) > 0.8
 
 
 @pytest.mark.parametrize("case", ["no_positive", "one_pixel_wide", "nan_map"])
