@@ -24,11 +24,11 @@ logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
-# The image formats that are decoded at all (PIL's names; MPO is a JPEG with extra frames, as
-# some cameras write them). Each is sized from its header before decoding; anything else (e.g.
+# The image formats that are decoded at all (PIL's names; PIL's JPEG reader also opens MPO,
+# a JPEG with extra frames, as some cameras write them). Each is sized from its header before decoding; anything else (e.g.
 # Radiance .hdr or OpenEXR, which OpenCV would decode in full, as float32, before anyone could
 # check their size) is refused.
-IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "BMP", "TIFF", "WEBP")
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 
 # Largest image accepted by the command line, the demo and the annotation server (--max-pixels):
@@ -65,6 +65,9 @@ def check_image_header(data: bytes | np.ndarray, name: str,
         TooManyPixels: more than ``max_pixels`` pixels (None: no bound).
     """
     raw = data.tobytes() if isinstance(data, np.ndarray) else bytes(data)
+    # every plugin registered: open(formats=...) raises a KeyError for a format whose plugin
+    # is not loaded yet, whatever the file is (PIL loads the common ones first, others lazily)
+    Image.init()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -49,3 +49,25 @@ def test_registry_builds_grabcut_from_config():
     assert isinstance(ds, GrabCutDataset) and len(ds) == 50
     ds = get_eval_dataset(" GrabCut", {}, path_override=GRABCUT_PATH)
     assert len(ds) == 50
+
+
+def test_header_check_reads_every_format_in_a_fresh_process(tmp_path):
+    """The size check must not depend on which PIL plugins earlier code happened to load (a
+    fresh process refused every GrabCut BMP mask: 'MPO' was asked for before PIL knew it)."""
+    import subprocess
+    import sys
+
+    import cv2
+    import numpy as np
+
+    image = np.zeros((5, 7, 3), np.uint8)
+    for ext in (".bmp", ".png", ".jpg", ".tif", ".webp"):
+        cv2.imwrite(str(tmp_path / f"x{ext}"), image)
+    cv2.imwrite(str(tmp_path / "grey.bmp"), image[..., 0])
+    code = ("import sys, numpy as np; from isegm.data.io import check_image_header; "
+            "[print(check_image_header(np.fromfile(p, np.uint8), p)) for p in sys.argv[1:]]")
+    files = sorted(str(p) for p in tmp_path.iterdir())
+    for path in files:  # each alone: no other format opened before it in the process
+        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.strip() == "(7, 5)", (path, out.stderr)
