@@ -71,11 +71,11 @@ class GraphCutRule:
     chosen on the validation scenes."""
 
     work_side: int = 400
-    clip: float = 0.02
+    clip: float = 0.1
     net_weight: float = 1.0
     colour_weight: float = 1.0
     smoothness: float = 25.0
-    iterations: int = 1
+    iterations: int = 3
     bins: int = 16
     click_radius: int = 1
     prior_radius: float = 0.25
