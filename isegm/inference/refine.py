@@ -12,15 +12,16 @@ network made for that click:
   such objects (ZoomIn) and sees them sharper than the cut does;
 * the image is processed at a longest side of 400 px (``work_side``; area downscaling, smaller
   images as they are); the cut is upsampled bilinearly;
-* **prior**: the network's probability, clipped to [0.02, 0.98] (``clip``). At the first click
+* **prior**: the network's probability, clipped to [0.1, 0.9] (``clip``: the colour model can
+  overrule a confident network). At the first click
   (``prior_clicks``), when the network's object covers at least 3 % of the image
   (``prior_min_fraction``: a large object, which the first map covers only in part), the pixels
   within 0.25 x the longest side of the click (``prior_radius``; and nearer to a positive than
   to a negative click) get at least 0.6 (``prior_value``), so the colour model can claim the
   rest of the object: the classical GrabCut's first-click rule, made soft;
 * **colour model**: foreground and background colour histograms (16 bins per RGB channel,
-  ``bins``), weighted by the prior and by 1 - prior, blurred over neighbouring bins;
-  ``iterations`` = 1 cut (each further one re-estimates them from the cut, as GrabCut does);
+  ``bins``), weighted by the prior and by 1 - prior, blurred over neighbouring bins, then
+  re-estimated from the cut: ``iterations`` = 3 cuts, as GrabCut re-estimates its GMMs;
 * **unaries**: the log-odds ``logit(prior) + log(P(colour|fg) / P(colour|bg))`` (weights
   ``net_weight``, ``colour_weight`` = 1); the clicked pixels (``click_radius`` = 1 px) are hard
   constraints: a wider disk swallows thin and small objects;
