@@ -40,8 +40,9 @@ no positive click, an image under 2 px on a side, or a network map with a non-fi
 network's map is returned unchanged (and the reason is logged once per image).
 
 How the rule was chosen: ``benchmarks/refine_validation.py`` on photo scenes composed from the
-*training* photographs (two seeds, 24 scenes per scale) and on synthetic scenes, never on
-GrabCut or the held-out photographs; README "Graph-cut refinement" has the figures.
+*training* photographs (seeds 101 and 202, 12-24 scenes per scale), never on GrabCut, the
+held-out photographs or the synthetic benchmarks (those were measured once, afterwards);
+README "Graph-cut refinement" has the figures.
 """
 from __future__ import annotations
 
