@@ -144,3 +144,28 @@ def test_bad_flags_exit_2(argv, words, capsys):
 
 def test_default_weights_file_exists():
     assert (REPO / "weights" / DEFAULT_MODEL_FILE).is_file()
+
+
+def test_resume_is_exact(tmp_path):
+    """Two epochs in one run equal one epoch, then ``--resume-exp`` for the second (without
+    --weights: the model comes from the resumed checkpoint)."""
+    folder = tmp_path / "data"
+    scenes = SyntheticEvalDataset(num_samples=4, image_size=96, seed=2, scale="large")
+    for i in range(len(scenes)):
+        s = scenes.get_sample(i)
+        (folder / "images").mkdir(parents=True, exist_ok=True)
+        (folder / "masks").mkdir(exist_ok=True)
+        cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(folder / "masks" / f"{i}.png"), (s.gt_mask(0) == 1).astype(np.uint8))
+    common = [SCRIPT, "--cpu", "--workers", "0", "--max-steps-per-epoch", "1", "--batch-size",
+              "2", "--val-fraction", "0.25", "--val-objects", "1", "--min-area", "10",
+              "--train-data", f"ImagesDir:{folder}"]
+    assert main([*common, "--epochs", "2", "--exps-path", str(tmp_path / "a")]) == 0
+    assert main([*common, "--epochs", "1", "--exps-path", str(tmp_path / "b")]) == 0
+    assert main([*common, "--epochs", "2", "--exps-path", str(tmp_path / "b"),
+                 "--resume-exp", "000"]) == 0
+    whole, resumed = (torch.load(tmp_path / x / "finetune" / "000_run" / "checkpoints" /
+                                 "last.pth", map_location="cpu", weights_only=True)["model"]
+                      for x in ("a", "b"))
+    for k, v in whole.items():
+        assert torch.equal(v, resumed[k]), k
