@@ -10,7 +10,8 @@ model; the project's checkpoints and the published MST / SimpleClick files), a r
 its own checkpoint. Defaults sized for a few hundred images: AdamW 1e-4 with layer-wise decay
 0.75 (the head learns fastest, the early blocks least), x0.1 after 80 % of the epochs
 (10 by default), batch 8, the
-photo recipes' click simulator and colour / scale augmentation at the model's own size. After
+photo recipes' click simulator and colour / scale augmentation at the model's own size, half
+of the items first cut around one object as the evaluation's ZoomIn shows it. After
 every epoch, NoC@85/90 on the validation images by the evaluation's protocol; ``best.pth``
 keeps the lowest NoC@90.
 """
@@ -45,6 +46,10 @@ VAL_OBJECTS = 100
 #: a training image is first scaled down to this many crop sides (longest side), so a random
 #: crop still holds a good part of a photo's objects
 MAX_SIDE_PER_CROP = 2.0
+
+#: share of the training items cut around one object first, as the evaluation's ZoomIn shows
+#: objects to the network after the first click (small objects are seen magnified there)
+ZOOM_PROB = 0.5
 
 _MODELS: dict[str, Any] = {}
 
@@ -88,6 +93,7 @@ def get_datasets(cfg: Any):
     train.points_sampler = MultiPointSampler(12, prob_gamma=0.8)
     train.min_object_area = 8  # after the augmentation
     train.max_side = round(MAX_SIDE_PER_CROP * crop)
+    train.zoom_prob, train.zoom_size = ZOOM_PROB, crop
     train.seed = cfg.seed
     train.epoch_len = batch if len(train.dataset_samples) < batch else -1  # a handful: redraw
     objects = VAL_OBJECTS if cfg.val_objects is None else cfg.val_objects

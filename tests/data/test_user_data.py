@@ -160,3 +160,21 @@ def test_val_fraction_splits_by_image(tmp_path, rng):
     assert len(val) == 4 and len(train) == 16
     again = open_user_sets([f"ImagesDir:{d}"], None, 0.2, UserDataOptions(min_area=10), seed=3)
     assert images(again[1]) == images(val)  # stable
+
+
+def test_zoom_crops_show_the_object_as_the_evaluation_zoom_does(tmp_path, rng):
+    _write_png(tmp_path / "d" / "images" / "a.png", _image(rng, 200, 300))
+    labels = np.zeros((200, 300), np.uint8)
+    labels[100:110, 200:212] = 1  # a small object: 120 of 60000 px
+    _write_png(tmp_path / "d" / "masks" / "a.png", labels)
+    train, _ = open_user_sets([f"ImagesDir:{tmp_path / 'd'}"], None, None,
+                              UserDataOptions(min_area=10))
+    train.zoom_prob, train.zoom_size = 1.0, 64
+    for seed in range(5):
+        s = train.get_sample(0, np.random.default_rng(seed))
+        assert max(s.image.shape[:2]) == 64
+        fraction = s.gt_mask(0).sum() / s.gt_mask(0).size
+        assert 0.15 < fraction < 1.0  # the box is 1.2-2x the object's: it fills the view
+    train.zoom_prob = 0.0
+    np.testing.assert_array_equal(train.get_sample(0, np.random.default_rng(0)).gt_mask(0),
+                                  labels.astype(np.int32))

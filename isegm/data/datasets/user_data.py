@@ -96,17 +96,22 @@ class UserDataset(ISDataset):
         entries: the checked samples (from :func:`check_readers`).
         max_side: images with a longer side are scaled down to it before the augmentation
             (None: as they are, as the evaluation reads them).
+        zoom_prob: share of the items cut around one object first, as the evaluation's
+            ZoomIn sees it after the first click (a box 1.2-2x the object's, at least
+            ``ZOOM_MIN_SIDE`` pixels, resized to ``zoom_size``); 0 for validation.
+        zoom_size: longest side of such a crop (the model's size).
         **kwargs: :class:`~isegm.data.base.ISDataset` options (augmentation, clicks, ...).
     """
 
     name = "user data"
 
     def __init__(self, readers: Sequence[Any], entries: Sequence[_Entry],
-                 max_side: int | None = None, **kwargs: Any) -> None:
+                 max_side: int | None = None, zoom_prob: float = 0.0, zoom_size: int = 224,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.readers = list(readers)
         self.dataset_samples: list[_Entry] = list(entries)
-        self.max_side = max_side
+        self.max_side, self.zoom_prob, self.zoom_size = max_side, zoom_prob, zoom_size
 
     def subset(self, keep: Sequence[int]) -> UserDataset:
         """The same files restricted to the entries ``keep``."""
@@ -120,14 +125,46 @@ class UserDataset(ISDataset):
         keep = np.zeros(int(labels.max()) + 1 if labels.size else 1, bool)
         keep[list(entry.ids)] = True
         labels = np.where((labels > 0) & ~keep[np.maximum(labels, 0)], 0, labels)
-        h, w = image.shape[:2]
-        if self.max_side and max(h, w) > self.max_side:
-            scale = self.max_side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+        if rng is not None and self.zoom_prob > 0 and rng.random() < self.zoom_prob:
+            image, labels = _zoom_crop(image, labels, list(entry.ids), self.zoom_size, rng)
+        elif self.max_side:
+            image, labels = _fit(image, labels, self.max_side, shrink_only=True)
         return DSample(image, labels, objects_ids=list(entry.ids), ignore_ids=[IGNORE_ID],
                        sample_id=index, image_name=Path(entry.name).stem)
+
+
+#: the smallest zoom crop side in pixels (the MST evaluation's ZoomIn minimum)
+ZOOM_MIN_SIDE = 20
+
+
+def _fit(image: np.ndarray, labels: np.ndarray, side: int, shrink_only: bool = False
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """Image and labels resized so that the longest side is ``side``."""
+    h, w = image.shape[:2]
+    if shrink_only and max(h, w) <= side:
+        return image, labels
+    scale = side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    shrink = scale < 1
+    image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return image, cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+
+
+def _zoom_crop(image: np.ndarray, labels: np.ndarray, ids: list[int], size: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A crop around one random object (its box scaled 1.2-2x, centre jittered), resized to
+    ``size``: training views like those the evaluation's ZoomIn gives the network."""
+    rows, cols = np.nonzero(labels == ids[int(rng.integers(len(ids)))])
+    if rows.size == 0:
+        return _fit(image, labels, size, shrink_only=True)
+    box = max(rows.max() - rows.min(), cols.max() - cols.min()) + 1
+    side = max(box * rng.uniform(1.2, 2.0), ZOOM_MIN_SIDE)
+    cy = (rows.min() + rows.max()) / 2 + rng.uniform(-0.15, 0.15) * side
+    cx = (cols.min() + cols.max()) / 2 + rng.uniform(-0.15, 0.15) * side
+    h, w = labels.shape
+    r0, c0 = max(0, int(cy - side / 2)), max(0, int(cx - side / 2))
+    r1, c1 = min(h, int(cy + side / 2) + 1), min(w, int(cx + side / 2) + 1)
+    return _fit(image[r0:r1, c0:c1], labels[r0:r1, c0:c1], size)
 
 
 def check_readers(readers: Sequence[Any], min_area: int, what: str
