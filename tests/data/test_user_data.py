@@ -178,3 +178,16 @@ def test_zoom_crops_show_the_object_as_the_evaluation_zoom_does(tmp_path, rng):
     train.zoom_prob = 0.0
     np.testing.assert_array_equal(train.get_sample(0, np.random.default_rng(0)).gt_mask(0),
                                   labels.astype(np.int32))
+
+
+@pytest.mark.parametrize("segmentation", [[], [[1, 2]], {"counts": "abc"}])
+def test_broken_segmentation_is_one_line(tmp_path, rng, segmentation):
+    _write_png(tmp_path / "x.png", _image(rng))
+    doc = {"images": [{"id": 1, "file_name": "x.png", "width": 64, "height": 48}],
+           "annotations": [{"id": 9, "image_id": 1, "category_id": 1,
+                            "segmentation": segmentation}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    with pytest.raises(DataCheckError) as e:
+        open_user_sets([f"COCO:{tmp_path / 'a.json'}"], None, None, UserDataOptions())
+    (line,) = e.value.problems
+    assert "annotation 9 of" in line and "x.png" in line

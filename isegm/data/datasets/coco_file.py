@@ -170,7 +170,9 @@ class CocoFileDataset(ISDataset):
                     raise DatasetError(f"annotation {ann.get('id')} of {entry.path}: its mask "
                                        f"is {rle['size'][1]}x{rle['size'][0]}, the image {w}x{h}")
                 areas[k] = int(mask_utils.area(rle))
-            except (TypeError, ValueError, KeyError, IndexError) as e:
+            except DatasetError:
+                raise
+            except Exception as e:  # noqa: BLE001 - pycocotools raises bare Exception too
                 raise DatasetError(f"annotation {ann.get('id')} of {entry.path}: unreadable "
                                    f"segmentation ({type(e).__name__}: {e})") from None
         return (h, w), areas
