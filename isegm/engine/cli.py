@@ -175,7 +175,8 @@ def parse_args(argv: Sequence[str], distributed: bool) -> argparse.Namespace:
         if not ids or not all(g.isdigit() for g in ids):
             parser.error(f"--gpus {args.gpus}: expected GPU ids such as 0 or 0,1")
     for flag, value, low in (("--workers", args.workers, 0), ("--nproc", args.nproc, 1),
-                             ("--min-area", args.min_area, 0), ("--val-objects", args.val_objects, 1)):
+                             ("--min-area", args.min_area, 0),
+                             ("--val-objects", args.val_objects, 1)):
         if value is not None and value < low:
             parser.error(f"{flag} must be >= {low}, got {value}")
     for flag, specs in (("--train-data", args.train_data), ("--val-data", args.val_data)):
