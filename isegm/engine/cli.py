@@ -123,8 +123,9 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
         "your own images (models/finetune.py; README 'Train on your own images')")
     own.add_argument(
         "--train-data", action="append", default=[], metavar="SPEC",
-        help=f"training images: {IMAGES_DIR_PREFIX}<folder> (images/ + masks/) or "
-             f"{COCO_PREFIX}<annotations.json> (e.g. the server's coco.json); repeatable")
+        help=f"training images: {IMAGES_DIR_PREFIX}<folder> (images/ + masks/), "
+             f"{COCO_PREFIX}<annotations.json> (e.g. the server's coco.json) or "
+             f"{COCO_PREFIX}<folder> (every .json in it); repeatable")
     val = own.add_mutually_exclusive_group()
     val.add_argument("--val-data", action="append", default=[], metavar="SPEC",
                      help="validation images, as --train-data; NoC@85/90 after every epoch, "

@@ -191,3 +191,16 @@ def test_broken_segmentation_is_one_line(tmp_path, rng, segmentation):
         open_user_sets([f"COCO:{tmp_path / 'a.json'}"], None, None, UserDataOptions())
     (line,) = e.value.problems
     assert "annotation 9 of" in line and "x.png" in line
+
+
+def test_coco_folder_reads_every_export(tmp_path, rng):
+    for i in range(2):
+        _write_png(tmp_path / "ann" / f"im{i}.png", _image(rng))
+        (tmp_path / "ann" / f"im{i}.json").write_text(
+            json.dumps(coco_document(_label_map(), f"im{i}.png")))
+    train, _ = open_user_sets([f"COCO:{tmp_path / 'ann'}"], None, None, UserDataOptions())
+    assert len(train) == 2 and [len(e.ids) for e in train.dataset_samples] == [3, 3]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataCheckError) as e:
+        open_user_sets([f"COCO:{tmp_path / 'empty'}"], None, None, UserDataOptions())
+    assert "no .json file" in e.value.problems[0]

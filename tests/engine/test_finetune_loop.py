@@ -65,17 +65,19 @@ def test_annotate_export_finetune_then_predict_and_serve(tmp_path, capsys):
             s = scenes.get_sample(i)
             name = f"scene{i}.png"
             doc = _annotate(client, s.image, name, s.gt_mask(0) == 1)
-            cv2.imwrite(str(tmp_path / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-            (tmp_path / f"scene{i}.json").write_text(json.dumps(doc))
-            specs.append(f"COCO:{tmp_path / f'scene{i}.json'}")
+            folder = tmp_path / ("train" if i < 2 else "val")  # the exports, with the images
+            folder.mkdir(exist_ok=True)
+            cv2.imwrite(str(folder / name), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+            (folder / f"scene{i}.json").write_text(json.dumps(doc))
+            specs.append(f"COCO:{folder / f'scene{i}.json'}")
     finally:
         service.close()
 
     exps = tmp_path / "exps"
     argv = [SCRIPT, "--cpu", "--workers", "0", "--epochs", "1", "--max-steps-per-epoch", "2",
             "--batch-size", "2", "--val-objects", "1", "--exps-path", str(exps),
-            "--exp-name", "loop", "--train-data", specs[0], "--train-data", specs[1],
-            "--val-data", specs[2]]
+            "--exp-name", "loop", "--train-data", f"COCO:{tmp_path / 'train'}",
+            "--val-data", specs[2]]  # a COCO: folder reads every export in it
     assert main(argv) == 0, capsys.readouterr().err
     ckpts = exps / "finetune" / "000_loop" / "checkpoints"
     assert (ckpts / "best.pth").is_file() and (ckpts / "last.pth").is_file()

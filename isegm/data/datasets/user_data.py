@@ -27,7 +27,7 @@ from .coco_file import CocoFileDataset
 from .images_dir import ImagesDirDataset
 
 __all__ = ["DataCheckError", "UserDataOptions", "UserDataset", "open_user_reader",
-           "open_user_sets"]
+           "open_user_readers", "open_user_sets"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,28 @@ class UserDataOptions:
     images: str | None = None
     categories: tuple[str, ...] | None = None
     min_area: int = 0
+
+
+def open_user_readers(spec: str, options: UserDataOptions, problems: list[str]
+                      ) -> list[ImagesDirDataset | CocoFileDataset]:
+    """The readers of one ``ImagesDir:<folder>``, ``COCO:<file.json>`` or ``COCO:<folder>``
+    spec (a folder: every ``*.json`` in it, e.g. the server's exports of several images); what
+    cannot be opened is added to ``problems`` (one line each)."""
+    parts = split_user_spec(spec)
+    if parts is not None and parts[0] == COCO_PREFIX and Path(parts[1].strip()).is_dir():
+        files = sorted(Path(parts[1].strip()).expanduser().glob("*.json"))
+        if not files:
+            problems.append(f"{spec}: no .json file in folder {parts[1].strip()}")
+        specs = [f"{COCO_PREFIX}{f}" for f in files]
+    else:
+        specs = [spec]
+    readers = []
+    for one in specs:
+        try:
+            readers.append(open_user_reader(one, options))
+        except DatasetError as e:
+            problems.append(str(e))
+    return readers
 
 
 def open_user_reader(spec: str, options: UserDataOptions) -> ImagesDirDataset | CocoFileDataset:
@@ -241,13 +263,7 @@ def _open_user_sets(train_specs: Sequence[str], val_specs: Sequence[str] | None,
     problems: list[str] = []
 
     def readers_of(specs: Sequence[str]) -> list[Any]:
-        out = []
-        for spec in specs:
-            try:
-                out.append(open_user_reader(spec, options))
-            except DatasetError as e:
-                problems.append(str(e))
-        return out
+        return [r for spec in specs for r in open_user_readers(spec, options, problems)]
 
     train_readers = readers_of(train_specs)
     val_readers = readers_of(val_specs or [])
