@@ -305,7 +305,7 @@ def _run(args: argparse.Namespace, distributed: bool, state: dict) -> int:
     cfg = _make_cfg(args, script)
     cfg.device = torch.device(device_type)
     if env is None:
-        setup_run_logging(None, 0)  # the data check's lines reach the console
+        setup_run_logging(None, 0)  # the console, for the data check's lines too
     script.get_datasets(cfg)  # fail at start on a missing dataset or annotation file
     if env is not None:  # torchrun, possibly multi-node
         rank, world, local = env
@@ -322,7 +322,6 @@ def _run(args: argparse.Namespace, distributed: bool, state: dict) -> int:
             [local] if device_type == "cuda" else [],
         )
         return 0
-    setup_run_logging(None, 0)
     exp_dir, resume = _prepare_experiment(args, cfg)
     state.update(exp_dir=exp_dir, resume=resume)
     world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1

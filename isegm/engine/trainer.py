@@ -10,8 +10,8 @@ scaler, epoch and position inside the epoch; every random draw is derived from
 ``(seed, epoch, step, rank)``, so no RNG state has to be stored), atomic checkpoints
 (``last.pth`` every epoch and every ``save_last_every_steps``, ``NNN.pth`` every
 ``checkpoint_interval`` epochs, ``best.pth`` on validation IoU or NoC@90), AMP (fp16 with a
-scaler, or bf16), optional gradient clipping, and a guard that refuses a step whose loss or gradients
-are not finite.
+scaler, or bf16), optional gradient clipping, and a guard that refuses a step whose loss or
+gradients are not finite.
 """
 
 from __future__ import annotations
