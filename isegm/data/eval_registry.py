@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EVAL_DATASETS", "IMAGES_DIR_PREFIX", "unknown_dataset_names"]
+__all__ = ["COCO_PREFIX", "EVAL_DATASETS", "IMAGES_DIR_PREFIX", "USER_DATA_PREFIXES",
+           "split_user_spec", "unknown_dataset_names"]
 
 IMAGES_DIR_PREFIX = "ImagesDir:"
+#: ``COCO:<annotations.json>``: a COCO instances file (polygons or RLE), e.g. the server's export
+COCO_PREFIX = "COCO:"
+#: the user's own files, for evaluation (``--datasets``) and fine-tuning (``--train-data``)
+USER_DATA_PREFIXES = (IMAGES_DIR_PREFIX, COCO_PREFIX)
 
 EVAL_DATASETS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
     "GrabCut": ("grabcut.GrabCutDataset", "GRABCUT_PATH", {}),
@@ -48,6 +53,17 @@ EVAL_DATASETS: dict[str, tuple[str, str | None, dict[str, Any]]] = {
 }
 
 
+def split_user_spec(spec: str) -> tuple[str, str] | None:
+    """``(prefix, path)`` of ``ImagesDir:<folder>`` or ``COCO:<file.json>``; None for any other
+    text (a registered name, or a typo the caller reports)."""
+    spec = spec.strip()
+    for prefix in USER_DATA_PREFIXES:
+        if spec.startswith(prefix):
+            return prefix, spec[len(prefix):]
+    return None
+
+
 def unknown_dataset_names(names: list[str]) -> list[str]:
-    """The names that are neither a registered dataset nor ``ImagesDir:<folder>``."""
-    return [n for n in names if n not in EVAL_DATASETS and not n.startswith(IMAGES_DIR_PREFIX)]
+    """The names that are neither a registered dataset nor ``ImagesDir:<folder>`` /
+    ``COCO:<file.json>``."""
+    return [n for n in names if n not in EVAL_DATASETS and split_user_spec(n) is None]

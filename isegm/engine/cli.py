@@ -11,6 +11,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from isegm.data.eval_registry import COCO_PREFIX, IMAGES_DIR_PREFIX, split_user_spec
 from isegm.utils.cli import ArgumentParser
 
 __all__ = ["build_parser", "parse_args"]
@@ -116,6 +117,33 @@ def build_parser(distributed: bool) -> argparse.ArgumentParser:
         help="stop at the first step boundary after MINUTES of training, save last.pth and exit "
              "0 with the command that continues (train in chunks of fixed wall time)",
     )
+    p.add_argument("--lr", type=float, default=None,
+                   help="base learning rate (default: the script's)")
+    own = p.add_argument_group(
+        "your own images (models/finetune.py; README 'Train on your own images')")
+    own.add_argument(
+        "--train-data", action="append", default=[], metavar="SPEC",
+        help=f"training images: {IMAGES_DIR_PREFIX}<folder> (images/ + masks/), "
+             f"{COCO_PREFIX}<annotations.json> (e.g. the server's coco.json) or "
+             f"{COCO_PREFIX}<folder> (every .json in it); repeatable")
+    val = own.add_mutually_exclusive_group()
+    val.add_argument("--val-data", action="append", default=[], metavar="SPEC",
+                     help="validation images, as --train-data; NoC@85/90 after every epoch, "
+                          "best.pth keeps the lowest NoC@90")
+    val.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                     help="hold out this fraction of the training images (by image) for "
+                          "validation instead")
+    own.add_argument("--images", default=None, metavar="DIR",
+                     help=f"folder of the images of a {COCO_PREFIX} file (default: the JSON's "
+                          f"folder)")
+    own.add_argument("--categories", default=None, metavar="NAMES",
+                     help=f"comma-separated {COCO_PREFIX} categories to train on (names or ids; "
+                          f"default: all)")
+    own.add_argument("--min-area", type=int, default=None, metavar="PIXELS",
+                     help="leave out smaller objects, counted in the log (default: the "
+                          "script's)")
+    own.add_argument("--val-objects", type=int, default=None, metavar="N",
+                     help="validate on at most N objects (default: the script's)")
     p.add_argument("--debug", action="store_true", help="one short epoch, no workers")
     p.add_argument("--config-path", default=None, help="config.yml with dataset/weight paths")
     p.add_argument("--exps-path", default=None, help="override EXPS_PATH of the config")
@@ -147,7 +175,22 @@ def parse_args(argv: Sequence[str], distributed: bool) -> argparse.Namespace:
         ids = [g.strip() for g in args.gpus.split(",") if g.strip()]
         if not ids or not all(g.isdigit() for g in ids):
             parser.error(f"--gpus {args.gpus}: expected GPU ids such as 0 or 0,1")
-    for flag, value, low in (("--workers", args.workers, 0), ("--nproc", args.nproc, 1)):
-        if value < low:
+    for flag, value, low in (("--workers", args.workers, 0), ("--nproc", args.nproc, 1),
+                             ("--min-area", args.min_area, 0),
+                             ("--val-objects", args.val_objects, 1)):
+        if value is not None and value < low:
             parser.error(f"{flag} must be >= {low}, got {value}")
+    for flag, specs in (("--train-data", args.train_data), ("--val-data", args.val_data)):
+        for spec in specs:
+            parts = split_user_spec(spec)
+            if parts is None or not parts[1].strip():
+                parser.error(f"{flag} {spec}: expected {IMAGES_DIR_PREFIX}<folder> or "
+                             f"{COCO_PREFIX}<annotations.json>")
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        parser.error(f"--val-fraction must be between 0 and 1, got {args.val_fraction:g}")
+    if args.lr is not None and not args.lr > 0:
+        parser.error(f"--lr must be > 0, got {args.lr:g}")
+    uses_own = args.train_data or args.val_data or args.val_fraction is not None
+    if uses_own and not args.train_data:
+        parser.error("--val-data / --val-fraction need --train-data")
     return args

@@ -177,6 +177,8 @@ def _train_config(cfg, script):
         over["amp"] = cfg.amp_dtype or ("fp16" if cfg.device.type == "cuda" else "bf16")
     if cfg.layerwise_decay:
         over["layer_decay"] = 0.75
+    if getattr(cfg, "lr", None) is not None:
+        over["lr"] = cfg.lr
     for key, attr in (
         ("grad_clip", "grad_clip"),
         ("max_steps_per_epoch", "max_steps_per_epoch"),
@@ -213,9 +215,10 @@ def run_worker(
         script = load_script(args.model_path)
         cfg = _make_cfg(args, script)
         cfg.device, cfg.rank, cfg.world_size, cfg.exp_dir = device, rank, world_size, exp_dir
+        cfg.resume_checkpoint = resume  # a script that builds its model from a file reads it
         torch.manual_seed(args.seed)  # the same initial weights in every process and every run
         model = script.init_model(cfg)
-        if args.weights and resume is None:
+        if args.weights and resume is None and not getattr(script, "LOADS_WEIGHTS", False):
             load_state_dict_strict(model, model_weights(args.weights), args.weights)
         trainset, valset = script.get_datasets(cfg)
         train_cfg, loss_cfg = _train_config(cfg, script)
@@ -274,6 +277,8 @@ def main(argv: Sequence[str] | None = None, distributed: bool = False) -> int:
         print("stopped before the first checkpoint; nothing to resume", file=sys.stderr)
         return 130
     except _USER_ERRORS + (UsageError, FolderInUseError) as e:
+        for line in getattr(e, "problems", []):  # a data check: one line per bad file
+            print(f"error: {' '.join(str(line).split())}", file=sys.stderr)
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     finally:
@@ -292,10 +297,15 @@ def _report_stop(e: TrainingInterrupted, args: argparse.Namespace, exp_dir: Path
 
 def _run(args: argparse.Namespace, distributed: bool, state: dict) -> int:
     script = load_script(args.model_path)
+    if (args.train_data or args.val_data) and not getattr(script, "USER_DATA", False):
+        raise UsageError(f"--train-data / --val-data are read by models/finetune.py, not by "
+                         f"{args.model_path}")
     device_type, gpu_ids = _devices(args, distributed)
     env = dist_utils.torchrun_env()
     cfg = _make_cfg(args, script)
     cfg.device = torch.device(device_type)
+    if env is None:
+        setup_run_logging(None, 0)  # the console, for the data check's lines too
     script.get_datasets(cfg)  # fail at start on a missing dataset or annotation file
     if env is not None:  # torchrun, possibly multi-node
         rank, world, local = env
@@ -312,7 +322,6 @@ def _run(args: argparse.Namespace, distributed: bool, state: dict) -> int:
             [local] if device_type == "cuda" else [],
         )
         return 0
-    setup_run_logging(None, 0)
     exp_dir, resume = _prepare_experiment(args, cfg)
     state.update(exp_dir=exp_dir, resume=resume)
     world = (len(gpu_ids) if device_type == "cuda" else args.nproc) if distributed else 1

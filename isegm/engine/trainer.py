@@ -9,9 +9,9 @@ What a week of GPU time needs on top of the reference trainer: exact resume (mod
 scaler, epoch and position inside the epoch; every random draw is derived from
 ``(seed, epoch, step, rank)``, so no RNG state has to be stored), atomic checkpoints
 (``last.pth`` every epoch and every ``save_last_every_steps``, ``NNN.pth`` every
-``checkpoint_interval`` epochs, ``best.pth`` on validation IoU), AMP (fp16 with a scaler, or
-bf16), optional gradient clipping, and a guard that refuses a step whose loss or gradients
-are not finite.
+``checkpoint_interval`` epochs, ``best.pth`` on validation IoU or NoC@90), AMP (fp16 with a
+scaler, or bf16), optional gradient clipping, and a guard that refuses a step whose loss or
+gradients are not finite.
 """
 
 from __future__ import annotations
@@ -742,10 +742,29 @@ class Trainer:
                 seen / max(time.perf_counter() - t0, 1e-9),
             )
 
+    def _validate_noc(self) -> float:
+        """NoC@85/90 of the evaluation protocol (:class:`~isegm.engine.validation.NocValidation`);
+        the best checkpoint is the lowest NoC@90 (then NoC@85)."""
+        scores = self.valset.run(self.model, self.device)
+        self.model.train()
+        if not scores["objects"]:
+            return -math.inf
+        if self.rank == 0:
+            logger.info("validation after epoch %d: NoC@85 %.2f, NoC@90 %.2f (%d objects)",
+                        self.epoch, scores["noc85"], scores["noc90"], scores["objects"])
+            self.writer.add_scalar("ValMetrics/NoC@85", scores["noc85"], self.global_step)
+            self.writer.add_scalar("ValMetrics/NoC@90", scores["noc90"], self.global_step)
+        return -(scores["noc90"] + 1e-3 * scores["noc85"])
+
     @torch.no_grad()
     def validate(self) -> float:
         """Mean IoU of the final prediction on the validation set (same click simulation,
-        seeds independent of the epoch so that epochs are comparable)."""
+        seeds independent of the epoch so that epochs are comparable); with a
+        :class:`~isegm.engine.validation.NocValidation`, minus its NoC@90. Higher is better."""
+        from .validation import NocValidation
+
+        if isinstance(self.valset, NocValidation):
+            return self._validate_noc()
         self.model.eval()
         self.valset.set_epoch(0)
         sampler = ResumableSampler(

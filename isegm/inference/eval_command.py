@@ -12,7 +12,12 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from isegm.data.eval_registry import EVAL_DATASETS, IMAGES_DIR_PREFIX, unknown_dataset_names
+from isegm.data.eval_registry import (
+    COCO_PREFIX,
+    EVAL_DATASETS,
+    IMAGES_DIR_PREFIX,
+    unknown_dataset_names,
+)
 from isegm.inference import eval_settings
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference.refine import REFINE_CHOICES
@@ -66,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "published tables report it")
     p.add_argument("--datasets", default="GrabCut",
                    help="comma-separated dataset names (default GrabCut); known: "
-                        + ", ".join(EVAL_DATASETS) + f", {IMAGES_DIR_PREFIX}<folder>")
+                        + ", ".join(EVAL_DATASETS)
+                        + f", {IMAGES_DIR_PREFIX}<folder>, {COCO_PREFIX}<annotations.json>")
     p.add_argument("--dataset-path", action="append", default=[], metavar="NAME=PATH",
                    help="use PATH for dataset NAME instead of config.yml (repeatable)")
     dev = p.add_mutually_exclusive_group()
@@ -189,7 +195,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = unknown_dataset_names(args.dataset_names)
     if unknown:
         raise UsageError(f"--datasets: unknown dataset {', '.join(map(repr, unknown))}; known: "
-                         f"{', '.join(EVAL_DATASETS)}, {IMAGES_DIR_PREFIX}<folder>")
+                         f"{', '.join(EVAL_DATASETS)}, {IMAGES_DIR_PREFIX}<folder>, "
+                         f"{COCO_PREFIX}<annotations.json>")
     args.path_overrides = {}
     for item in args.dataset_path:
         name, sep, path = item.partition("=")

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..base import DatasetError, ISDataset
-from ..eval_registry import EVAL_DATASETS, IMAGES_DIR_PREFIX
+from ..eval_registry import COCO_PREFIX, EVAL_DATASETS, IMAGES_DIR_PREFIX
 from .berkeley import BerkeleyDataset
 from .coco import CocoDataset
+from .coco_file import CocoFileDataset
 from .coco_lvis import CocoLvisDataset
 from .davis import DavisDataset
 from .grabcut import GrabCutDataset
@@ -29,7 +30,8 @@ from .sbd import SBDDataset, SBDEvaluationDataset
 from .synthetic import SyntheticEvalDataset, SyntheticMultiScaleDataset
 
 __all__ = [
-    "EVAL_DATASETS", "IMAGES_DIR_PREFIX", "get_eval_dataset", "BerkeleyDataset", "CocoDataset",
+    "COCO_PREFIX", "EVAL_DATASETS", "IMAGES_DIR_PREFIX", "get_eval_dataset", "BerkeleyDataset",
+    "CocoDataset", "CocoFileDataset",
     "CocoLvisDataset", "DavisDataset", "GrabCutDataset", "HQSeg44kDataset", "ImagesDirDataset",
     "LoveDADataset", "LvisDataset", "PascalVocDataset", "PhotoScenesDataset",
     "PhotoScenesEvalDataset", "SBDDataset", "SBDEvaluationDataset",
@@ -61,7 +63,7 @@ def get_eval_dataset(name: str, cfg: Mapping[str, Any], path_override: str | Pat
     """Build the evaluation dataset called ``name`` on the command line.
 
     Args:
-        name: a key of :data:`EVAL_DATASETS`, or ``ImagesDir:<path>``.
+        name: a key of :data:`EVAL_DATASETS`, ``ImagesDir:<path>`` or ``COCO:<file.json>``.
         cfg: the loaded ``config.yml`` (a plain mapping).
         path_override: use this folder instead of the config entry.
         **kwargs: extra reader arguments (override the registry's, e.g. ``num_samples``).
@@ -75,9 +77,12 @@ def get_eval_dataset(name: str, cfg: Mapping[str, Any], path_override: str | Pat
         flag = f"--dataset-path {name}={raw}" if path_override else name
         folder = _check_path(name, "the ImagesDir: path", raw, flag)
         return ImagesDirDataset(folder, **kwargs)
+    if name.startswith(COCO_PREFIX):
+        raw = path_override or name[len(COCO_PREFIX):]
+        return CocoFileDataset(Path(str(raw)).expanduser(), **kwargs)
     if name not in EVAL_DATASETS:
         raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(EVAL_DATASETS)}, "
-                           f"{IMAGES_DIR_PREFIX}<path>")
+                           f"{IMAGES_DIR_PREFIX}<path>, {COCO_PREFIX}<annotations.json>")
     class_path, key, defaults = EVAL_DATASETS[name]
     module, _, class_name = class_path.rpartition(".")
     cls = getattr(importlib.import_module(f"{__name__}.{module}"), class_name)

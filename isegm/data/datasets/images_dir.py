@@ -18,7 +18,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..base import DatasetError, ISDataset
-from ..io import list_images, read_image, require_dir
+from ..io import (
+    DATASET_MAX_PIXELS,
+    ImageRefused,
+    check_image_header,
+    list_images,
+    read_bytes,
+    read_image,
+    require_dir,
+)
 from ..mask_io import IGNORE_ID, read_mask_file
 from ..sample import DSample
 
@@ -85,14 +93,40 @@ class ImagesDirDataset(ISDataset):
         if not self.dataset_samples:
             raise DatasetError(f"{self.name}: no image with a mask in {self.dataset_path}")
 
-    def get_sample(self, index: int, rng: np.random.Generator | None = None) -> DSample:
+    def inspect(self, index: int) -> tuple[tuple[int, int], dict[int, int]]:
+        """``((height, width), {object id: area})`` of sample ``index`` from the image header
+        and the decoded mask (the check of every file before training).
+
+        Raises:
+            DatasetError: a missing or unreadable image or mask, or a mask of another size.
+        """
+        image_path, mask_path = self.dataset_samples[index]
+        try:
+            w, h = check_image_header(read_bytes(image_path), str(image_path), DATASET_MAX_PIXELS)
+        except ImageRefused as e:
+            raise DatasetError(str(e)) from None
+        mask = read_mask_file(mask_path, soft="error")
+        _check_size(mask.labels.shape, (h, w), mask_path, image_path)
+        counts = np.bincount(np.maximum(mask.labels, 0).ravel())
+        return (h, w), {i: int(counts[i]) for i in mask.ids}
+
+    def read_labels(self, index: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """``(image, labels, object ids)`` of sample ``index`` (labels: ``IGNORE_ID`` ignored)."""
         image_path, mask_path = self.dataset_samples[index]
         image = read_image(image_path)
         mask = read_mask_file(mask_path, soft="error")
-        if mask.labels.shape != image.shape[:2]:
-            raise DatasetError(f"mask {mask_path} is {mask.labels.shape[1]}x"
-                               f"{mask.labels.shape[0]}, its image {image_path.name} is "
-                               f"{image.shape[1]}x{image.shape[0]}")
+        _check_size(mask.labels.shape, image.shape[:2], mask_path, image_path)
+        return image, mask.labels, mask.ids
+
+    def get_sample(self, index: int, rng: np.random.Generator | None = None) -> DSample:
+        image, labels, ids = self.read_labels(index)
         # An empty mask stays one (empty) object, so the evaluation reports it by name.
-        return DSample(image, mask.labels, objects_ids=mask.ids or [1], ignore_ids=[IGNORE_ID],
-                       sample_id=index, image_name=mask_path.stem)
+        return DSample(image, labels, objects_ids=ids or [1], ignore_ids=[IGNORE_ID],
+                       sample_id=index, image_name=self.dataset_samples[index].mask.stem)
+
+
+def _check_size(mask_hw: tuple[int, ...], image_hw: tuple[int, ...], mask_path: Path,
+                image_path: Path) -> None:
+    if tuple(mask_hw) != tuple(image_hw):
+        raise DatasetError(f"mask {mask_path} is {mask_hw[1]}x{mask_hw[0]}, its image "
+                           f"{image_path.name} is {image_hw[1]}x{image_hw[0]}")
