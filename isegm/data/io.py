@@ -25,9 +25,9 @@ logger = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 
 # The image formats that are decoded at all (PIL's names; PIL's JPEG reader also opens MPO,
-# a JPEG with extra frames, as some cameras write them). Each is sized from its header before decoding; anything else (e.g.
-# Radiance .hdr or OpenEXR, which OpenCV would decode in full, as float32, before anyone could
-# check their size) is refused.
+# a JPEG with extra frames, as some cameras write them). Each is sized from its header before
+# decoding; anything else (e.g. Radiance .hdr or OpenEXR, which OpenCV would decode in full, as
+# float32, before anyone could check their size) is refused.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 

@@ -57,7 +57,8 @@ import numpy as np
 
 from isegm.inference.clicker import Click
 
-__all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule", "GraphCutRefiner",
+__all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
+           "GraphCutRefiner",
            "RefinedPredictor", "make_refiner", "refine_fingerprint"]
 
 logger = logging.getLogger(__name__)

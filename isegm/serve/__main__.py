@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import torch
 
-from isegm.inference.utils import CheckpointError
 from isegm.inference.refine import add_refine_argument
+from isegm.inference.utils import CheckpointError
 from isegm.predict import (
     DEFAULT_CHECKPOINT,
     DeviceError,

@@ -39,7 +39,7 @@ from isegm.data.io import DEFAULT_MAX_PIXELS
 from isegm.demo.controller import label_map_dtype
 from isegm.inference.refine import REFINE_CHOICES
 from isegm.predict import DEFAULT_MAX_CLICKS, ClickTuple, InputError, Predictor
-from isegm.serve.fetch import FetchError, Fetcher
+from isegm.serve.fetch import Fetcher, FetchError
 from isegm.serve.formats import (
     ImageRejected,
     b64_png,

@@ -167,7 +167,7 @@ def test_refinement_per_server_session_and_click(make_client, model, image_a):
     state = client.post(f"/api/sessions/{sid}/undo").json()  # undo keeps the session's mode
     np.testing.assert_array_equal(decode_png(state["mask_png"]) > 0, expected["none"][0])
 
-    for how, body in (("json", None), ("multipart", None)):
+    for how in ("json", "multipart"):
         if how == "json":
             r = client.post("/api/sessions", json={"image": png_b64(image_a), "refine": "none"})
         else:
