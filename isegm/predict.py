@@ -530,7 +530,7 @@ class Predictor:
         self._steps: list[_Step] = []
         self._init_prob: np.ndarray | None = None
         self._init_key: str | None = None
-        self._current: np.ndarray | None = None  # full-resolution prob of the last step
+        self._current: np.ndarray | None = None  # the shown map (refined), None until predict
         self._net_current: np.ndarray | None = None  # the same before the refinement
         self._initial: _Snapshot | None = None
         if self._image is not None:
@@ -561,8 +561,7 @@ class Predictor:
             for t in reversed(nobrs.transforms[: self._capture_index]):
                 full = t.inv_transform(full)
             self._net_current = full[0, 0].float().cpu().numpy()
-            self._current = self._refined(self._net_current,
-                                          [step.click for step in self._steps])
+            self._current = None  # refined once, for the clicks predict() ends on
         nobrs.prev_prediction = full
 
     @property
@@ -624,6 +623,8 @@ class Predictor:
             self._steps.append(self._run_click(checked[:n]))
         for step in self._steps[: -self.history_limit]:
             step.snapshot = None
+        if self._steps and self._current is None:  # only the shown map is refined
+            self._current = self._refined(self._net_current, checked)
         self.last_computed_clicks = len(checked) - k
         self.last_predict_seconds = time.perf_counter() - start
         if self.last_computed_clicks:
@@ -680,12 +681,12 @@ class Predictor:
             # The first pass saw the whole image; the second is zoomed on what it found.
             prob = self._nobrs.get_prediction(clicker, prev_mask=prev)
         self._net_current = np.asarray(prob, dtype=np.float32)
-        self._current = self._refined(self._net_current, clicks)
+        self._current = None  # refined by predict() once its last click is in
         return _Step(clicks[-1], self._snapshot())
 
     def set_refine(self, refine: str) -> None:
-        """Switches the graph-cut refinement (``'grabcut'`` or ``'none'``); the map of the
-        current clicks is refined again (or not) at once, nothing else is recomputed.
+        """Switches the graph-cut refinement (``'grabcut'`` or ``'none'``); the next
+        :meth:`predict` shows the current clicks' map refined (or not), with no network pass.
 
         Raises:
             InputError: an unknown mode.
@@ -699,8 +700,7 @@ class Predictor:
         self.refine, self._refiner = mode, make_refiner(mode)
         if self._refiner is not None and self._image is not None:
             self._refiner.set_image(self._image)
-        if self._steps and self._net_current is not None:
-            self._current = self._refined(self._net_current, [s.click for s in self._steps])
+        self._current = None
 
     def _refined(self, prob: np.ndarray, clicks: Sequence[ClickTuple]) -> np.ndarray:
         """The shown map: the network's, through the graph-cut refinement if it is on (the

@@ -33,7 +33,8 @@ import numpy as np
 
 from isegm.inference.clicker import Click
 
-__all__ = ["GrabCutPredictor", "GRABCUT_CHECKPOINT", "is_grabcut", "grabcut_fingerprint",
+__all__ = ["GrabCutPredictor", "GRABCUT_CHECKPOINT", "as_uint8_rgb", "force_clicks",
+           "is_grabcut", "grabcut_fingerprint",
            "WORK_SIDE",
            "CLICK_RADIUS", "PRIOR_RADIUS", "ITERATIONS"]
 
@@ -47,6 +48,23 @@ PRIOR_RADIUS = 0.25
 ITERATIONS = 5
 _FRAME = 4
 _RNG_SEED = 0
+
+
+def as_uint8_rgb(image: Any) -> np.ndarray:
+    """An H×W×3 uint8 RGB array from what predictors accept: that array, or a [3, H, W] /
+    [1, 3, H, W] tensor in [0, 1] (as :class:`NoBRSPredictor` takes)."""
+    if hasattr(image, "detach"):
+        array = image.detach().cpu().float().numpy()
+        array = array[0] if array.ndim == 4 else array
+        return np.clip(array.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
+    return np.asarray(image)
+
+
+def force_clicks(probs: np.ndarray, clicks: list[Click], radius: int) -> None:
+    """Click disks keep their label in a full-resolution map (later clicks win), in place."""
+    for click in clicks:
+        cv2.circle(probs, (int(click.coords[1]), int(click.coords[0])), radius,
+                   1.0 if click.is_positive else 0.0, -1)
 
 
 def is_grabcut(name: Any) -> bool:
@@ -87,11 +105,7 @@ class GrabCutPredictor:
     # ---------------------------------------------------------------- predictor interface
     def set_input_image(self, image: Any) -> None:
         """Set the H×W×3 uint8 RGB image (numpy, or a [3,H,W] / [1,3,H,W] tensor in [0, 1])."""
-        if hasattr(image, "detach"):  # torch tensor, as NoBRSPredictor accepts
-            array = image.detach().cpu().float().numpy()
-            array = array[0] if array.ndim == 4 else array
-            image = np.clip(array.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
-        image = np.asarray(image)
+        image = as_uint8_rgb(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or \
                 min(image.shape[:2]) < 2:
             raise ValueError(f"GrabCut needs an H×W×3 uint8 RGB image, got shape "
@@ -124,7 +138,7 @@ class GrabCutPredictor:
         self._prev = result
         probs = cv2.resize(result.astype(np.float32), (width, height),
                            interpolation=cv2.INTER_LINEAR)
-        self._force_clicks(probs, clicks, self.click_radius * width / result.shape[1])
+        force_clicks(probs, clicks, max(1, round(self.click_radius * width / result.shape[1])))
         return probs
 
     # ---------------------------------------------------------------- the rule
@@ -177,13 +191,6 @@ class GrabCutPredictor:
             cv2.grabCut(self._small, mask, None, bgd_model, fgd_model, self.iterations,
                         cv2.GC_INIT_WITH_MASK)
         return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
-
-    def _force_clicks(self, probs: np.ndarray, clicks: list[Click], radius: float) -> None:
-        """Click disks keep their label at full resolution (later clicks win)."""
-        for click in clicks:
-            centre = (int(click.coords[1]), int(click.coords[0]))
-            cv2.circle(probs, centre, max(1, int(round(radius))),
-                       1.0 if click.is_positive else 0.0, -1)
 
     def get_states(self) -> dict[str, Any]:
         """The previous result (for undo, like :class:`NoBRSPredictor`)."""

@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from isegm.inference.clicker import Click
+from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
 
 __all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
            "GraphCutRefiner",
@@ -185,7 +186,7 @@ class GraphCutRefiner:
         out = segment.astype(np.float32)
         if self.scale < 1:
             out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
-        _force_clicks(out, clicks, max(1, round(rule.click_radius / self.scale)))
+        force_clicks(out, list(clicks), max(1, round(rule.click_radius / self.scale)))
         return out
 
     # ------------------------------------------------------------------ parts of the rule
@@ -323,12 +324,6 @@ def _parts_with_positive_clicks(segment: np.ndarray,
     return np.isin(labels, list(keep)) if keep else segment
 
 
-def _force_clicks(probs: np.ndarray, clicks: Sequence[Click], radius: int) -> None:
-    for click in clicks:
-        cv2.circle(probs, (int(click.coords[1]), int(click.coords[0])), radius,
-                   1.0 if click.is_positive else 0.0, -1)
-
-
 class RefinedPredictor:
     """A network predictor (:class:`~isegm.inference.predictor.NoBRSPredictor`) whose maps go
     through :class:`GraphCutRefiner`. It has the wrapped predictor's interface
@@ -351,7 +346,7 @@ class RefinedPredictor:
 
     def set_input_image(self, image: Any) -> None:
         self.base.set_input_image(image)
-        self.refiner.set_image(_as_uint8_rgb(image))
+        self.refiner.set_image(as_uint8_rgb(image))
 
     def get_prediction(self, clicker: Any, prev_mask: Any = None) -> np.ndarray:
         prob = self.base.get_prediction(clicker, prev_mask)
@@ -370,14 +365,6 @@ class RefinedPredictor:
 
     def set_states(self, states: dict[str, Any]) -> None:
         self.base.set_states(states)
-
-
-def _as_uint8_rgb(image: Any) -> np.ndarray:
-    if hasattr(image, "detach"):  # a [3,H,W] / [1,3,H,W] tensor in [0, 1]
-        array = image.detach().cpu().float().numpy()
-        array = array[0] if array.ndim == 4 else array
-        return np.clip(array.transpose(1, 2, 0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    return np.asarray(image)
 
 
 def add_refine_argument(parser: Any) -> None:

@@ -238,7 +238,9 @@ def _timed(netloc: str, method: str, path: str, body: bytes | None = None,
 def test_hanging_image_hosts_do_not_freeze_the_server(live_server, hosts, monkeypatch):
     slow = hosts(SlowHost, 0.5, 400)
     monkeypatch.setenv("LABEL_STUDIO_URL", slow.origin)
-    deadline = 3.0
+    # the pages must answer well before any download could end (a blocked server answers
+    # only after the deadline); a long deadline keeps that margin on a busy machine
+    deadline = 6.0
     netloc = live_server(fetch_deadline_s=deadline, fetch_workers=4)
     results: list[tuple[int, float, dict]] = []
     lock = threading.Lock()
@@ -256,7 +258,7 @@ def test_hanging_image_hosts_do_not_freeze_the_server(live_server, hosts, monkey
     answers = [_timed(netloc, "GET", path, timeout=10)
                for path in ("/health", "/", "/api/info", "/health")]
     for status, seconds, _ in answers:
-        assert status == 200 and seconds < 1.0, answers
+        assert status == 200 and seconds < deadline / 3, answers
     for t in threads:
         t.join(deadline + 30)
     assert len(results) == 40
