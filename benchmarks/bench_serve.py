@@ -220,6 +220,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, int, Path]
         cmd += ["--checkpoint", args.checkpoint]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.refine:
+        cmd += ["--refine", args.refine]
     cmd += ["--gpu", str(args.gpu)] if args.gpu is not None else ["--cpu"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
@@ -248,6 +250,8 @@ def main() -> int:
     p.add_argument("--grabcut", default=str(ROOT.parent / "shared" / "datasets" / "GrabCut"))
     p.add_argument("--checkpoint", help="model of the started server (default: built-in)")
     p.add_argument("--threads", type=int, help="torch threads of the started server")
+    p.add_argument("--refine", choices=("auto", "grabcut", "none"),
+                   help="graph-cut refinement of the started server (default: its own, auto)")
     p.add_argument("--gpu", type=int, help="CUDA device of the started server (default: CPU)")
     p.add_argument("--max-memory-mb", type=int, default=2048, help="session memory bound")
     p.add_argument("--seed", type=int, default=0)
