@@ -36,7 +36,11 @@ from isegm.annotation import defaults
 from isegm.annotation.clicks import parse_clicks
 from isegm.annotation.errors import InputError
 from isegm.inference.refine import add_refine_argument
-from isegm.utils.cli import ArgumentParser, add_threads_argument, default_threads
+from isegm.utils.cli import (  # default_threads: re-exported (old path)
+    ArgumentParser,
+    add_threads_argument,
+    default_threads,  # noqa: F401
+)
 
 if TYPE_CHECKING:  # torch and the model code load after the command line is checked
     from torch import nn
