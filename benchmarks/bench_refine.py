@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from isegm.inference.clicker import Click  # noqa: E402
 from isegm.inference.refine import GraphCutRefiner  # noqa: E402
-from isegm.predict import Predictor, read_image  # noqa: E402
+from isegm.annotation import Predictor, read_image  # noqa: E402
 
 
 def main() -> int:
