@@ -4,8 +4,8 @@ each surface live in their own module.
 * :mod:`isegm.serve.api` -- the JSON session API (which the page uses);
 * :mod:`isegm.serve.cvat`, :mod:`isegm.serve.label_studio` -- the adapters;
 * :mod:`isegm.serve.gate` -- Host, token, Origin, content type and size checks before any
-  route; :mod:`isegm.serve.errors` -- errors as JSON ``{"error": "..."}`` with a 4xx status
-  naming the problem (an unexpected failure is logged and answered 500 without a traceback);
+  route; errors are JSON ``{"error": "..."}`` with a 4xx status naming the problem (an
+  unexpected failure is logged and answered 500 without a traceback);
 * :mod:`isegm.serve.service` -- the one model, batching worker and sessions every route uses,
   so masks are those of ``python -m isegm.predict`` and the Tk demo;
 * :mod:`isegm.serve.config` -- the limits (torch-free, for the command line).
@@ -13,22 +13,28 @@ each surface live in their own module.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from isegm.serve.api import add_api_routes
 from isegm.serve.config import ServeConfig
 from isegm.serve.cvat import add_cvat_routes
-from isegm.serve.errors import ApiError, install_error_handlers
+from isegm.serve.errors import ApiError
+from isegm.serve.formats import ImageRejected
 from isegm.serve.gate import Gate
 from isegm.serve.label_studio import add_label_studio_routes
 from isegm.serve.service import Service
 
 __all__ = ["ApiError", "ServeConfig", "Service", "create_app"]
+
+logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -47,7 +53,7 @@ def create_app(service: Service) -> FastAPI:
         ),
     )
     app.state.service = service
-    install_error_handlers(app)
+    _install_error_handlers(app)
 
     app.add_middleware(Gate, config=config)
     if config.allowed_origins:  # outermost: answers the CORS preflight of allowed origins
@@ -107,3 +113,35 @@ def _rss_bytes() -> int | None:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Answers every error of ``app`` as ``{"error": message}``: 4xx naming the problem, or
+    500 with the exception's type only (the traceback goes to the log)."""
+
+    @app.exception_handler(ApiError)  # FetchError too: a subclass
+    async def _api_error(_: Request, e: ApiError) -> JSONResponse:
+        return JSONResponse({"error": e.message}, status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(ImageRejected)
+    async def _image_error(_: Request, e: ImageRejected) -> JSONResponse:
+        return JSONResponse({"error": str(e)}, status_code=e.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse({"error": message}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(e.detail)}, status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse(
+            {"error": f"internal error ({type(e).__name__}); see the server log"},
+            status_code=500,
+        )
