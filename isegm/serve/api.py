@@ -99,9 +99,8 @@ def finished_labels(session: Session) -> np.ndarray:
     return finished.astype(label_map_dtype(int(finished.max())))
 
 
-
-async def read_image_body(request: Request, max_bytes: int
-                           ) -> tuple[bytes, str, str | None]:
+# --------------------------------------------------------------------------- requests
+async def read_image_body(request: Request, max_bytes: int) -> tuple[bytes, str, str | None]:
     """(image bytes, file name, refinement mode or None) of a session-creating request."""
     ctype = request.headers.get("content-type", "")
     if media_type(ctype) == "multipart/form-data":
