@@ -1,7 +1,7 @@
 """The built-in default model and the limits of the annotation tools, and how a session's
 checkpoint and refinement are chosen from them.
 
-Torch-free: ``python -m isegm.predict``, ``demo.py`` and ``python -m isegm.serve`` read these
+Torch-free: ``python -m isegm.predict`` and ``python -m isegm.serve`` read these
 while they build and check their command lines, before torch and the model code load.
 Tests that need another default checkpoint patch :data:`DEFAULT_CHECKPOINT` here: every
 function that reads it lives in this module.
