@@ -54,7 +54,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    from isegm.predict import Predictor, set_threads
+    from isegm.annotation import Predictor, set_threads
 
     threads = set_threads(args.threads)
     h, w = (int(v) for v in args.size.lower().split("x"))

@@ -23,9 +23,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from isegm.annotation import Predictor, read_image  # noqa: E402
 from isegm.inference.clicker import Click  # noqa: E402
 from isegm.inference.refine import GraphCutRefiner  # noqa: E402
-from isegm.predict import Predictor, read_image  # noqa: E402
 
 
 def main() -> int:

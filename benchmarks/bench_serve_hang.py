@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import uvicorn  # noqa: E402
 
-from isegm.predict import load_model  # noqa: E402
+from isegm.annotation import load_model  # noqa: E402
 from isegm.serve import ServeConfig, Service, create_app  # noqa: E402
 from tests.serve.test_security import SlowHost, _timed, closed_port, ls_body  # noqa: E402
 

@@ -7,7 +7,7 @@ pays. Each command runs ``--repeat`` times in a fresh interpreter (this tree's `
 on PYTHONPATH); the table gives the median wall time, the exit code and whether torch was
 imported (``-X importtime`` on the last run).
 
-    python benchmarks/bench_startup.py [--repeat 3] [--baseline-ref HEAD~3]
+    python benchmarks/bench_startup.py [--repeat 3] [--baseline-ref HEAD~3] [--match isegm]
 
 ``--baseline-ref REF`` also times the same commands in a ``git worktree`` of REF (e.g. the
 commit before the change), for a before/after comparison on the same machine.
@@ -41,8 +41,11 @@ COMMANDS: tuple[tuple[str, list[str]], ...] = (
     ("-m isegm.predict --help", ["-m", "isegm.predict", "--help"]),
     ("-m isegm.predict --threshold abc", ["-m", "isegm.predict", "--image", "a.png", "--clicks",
                                           "1,1,+", "--output", "o.png", "--threshold", "abc"]),
+    ("-m isegm.predict --threshold 2", ["-m", "isegm.predict", "--image", "a.png", "--clicks",
+                                        "1,1,+", "--output", "o.png", "--threshold", "2"]),
     ("-m isegm.serve --help", ["-m", "isegm.serve", "--help"]),
     ("-m isegm.serve --port abc", ["-m", "isegm.serve", "--port", "abc"]),
+    ("-m isegm.serve --port 0", ["-m", "isegm.serve", "--port", "0"]),
 )
 
 
@@ -66,7 +69,12 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=3, help="runs per command (median)")
     p.add_argument("--baseline-ref", default=None,
                    help="also time a git worktree of this revision (before the change)")
+    p.add_argument("--match", default="",
+                   help="time only the commands whose label contains this text (e.g. isegm)")
     args = p.parse_args()
+    commands = [(label, argv) for label, argv in COMMANDS if args.match in label]
+    if not commands:
+        p.error(f"--match {args.match!r}: no command label contains it")
     roots = [("this tree", REPO)]
     with tempfile.TemporaryDirectory() as tmp:
         if args.baseline_ref:
@@ -80,7 +88,7 @@ def main() -> int:
         try:
             print(f"| command | {' | '.join(f'{name}: s (exit, torch)' for name, _ in roots)} |")
             print("|---|" + "---|" * len(roots))
-            for label, argv in COMMANDS:
+            for label, argv in commands:
                 cells = []
                 for _, root in roots:
                     seconds, code, torch_loaded = time_command(root, argv, args.repeat)

@@ -43,9 +43,16 @@ sys.__stdout__.write(f"\\nPROBE {code} {','.join(heavy) or '-'}\\n")
 """
 
 
-def _probe(script: str, args: list[str]) -> tuple[int, str, str]:
+# the same for ``python -m MODULE ARGS``; FastAPI counts as heavy too (the server's app)
+_PROBE_MODULE = _PROBE.replace("runpy.run_path(script, run_name=\"__main__\")",
+                               "runpy.run_module(script, run_name=\"__main__\", alter_sys=True)"
+                               ).replace('("torch", ', '("torch", "fastapi", ')
+assert "run_module" in _PROBE_MODULE and "fastapi" in _PROBE_MODULE
+
+
+def _probe(script: str, args: list[str], probe: str = _PROBE) -> tuple[int, str, str]:
     """(exit code, heavy modules imported, stderr) of ``python script args``."""
-    res = subprocess.run([sys.executable, "-c", _PROBE, script, *args], cwd=REPO, env=ENV,
+    res = subprocess.run([sys.executable, "-c", probe, script, *args], cwd=REPO, env=ENV,
                          capture_output=True, text=True, timeout=600)
     last = [line for line in res.stdout.splitlines() if line.startswith("PROBE ")][-1]
     _, code, heavy = last.split()
@@ -61,6 +68,31 @@ def test_help_and_bad_arguments_come_before_torch(script: str, bad: list[str]) -
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert bad[-2] in lines[0] and "'abc'" in lines[0] and f"{script} --help" in lines[0]
+
+
+#: ``python -m`` entry points: (module, a bad type argument, a bad value argument)
+LIGHT_MODULES = (
+    ("isegm.predict", ["--image", "a.png", "--clicks", "1,1,+", "--output", "o.png",
+                       "--threshold", "abc"],
+     ["--image", "a.png", "--clicks", "1,1,+", "--output", "o.png", "--threshold", "2"]),
+    ("isegm.serve", ["--port", "abc"], ["--port", "0"]),
+)
+
+
+@pytest.mark.parametrize("module,bad_type,bad_value", LIGHT_MODULES)
+def test_module_commands_answer_before_torch(module: str, bad_type: list[str],
+                                              bad_value: list[str]) -> None:
+    """Issue 26 item 4: ``--help`` and a bad flag of ``python -m isegm.predict`` /
+    ``python -m isegm.serve`` import neither torch nor the model code nor FastAPI."""
+    code, heavy, _ = _probe(module, ["--help"], _PROBE_MODULE)
+    assert (code, heavy) == (0, "-")
+    code, heavy, err = _probe(module, bad_type, _PROBE_MODULE)
+    assert (code, heavy) == (2, "-"), err
+    assert f"python -m {module} --help" in err and "'abc'" in err
+    code, heavy, err = _probe(module, bad_value, _PROBE_MODULE)
+    assert (code, heavy) == (2, "-"), err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad_value[-2]} must be"), err
 
 
 @pytest.mark.parametrize("argv", [

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from isegm import predict
+from isegm.annotation import defaults
 from isegm.inference.utils import DEFAULT_MODEL_FILE, DEFAULT_MODEL_RECIPE
 from isegm.predict import InputError, Predictor, main, parse_clicks
 
@@ -197,7 +198,7 @@ def test_cli_corrupt_checkpoint_and_missing_default(image_path: Path, tmp_path: 
     assert main([*argv, "--checkpoint", str(bad)]) == 2
     assert "bad.pth" in capsys.readouterr().err
 
-    monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
+    monkeypatch.setattr(defaults, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
@@ -214,7 +215,9 @@ def test_cli_prev_mask_of_another_size(image_path: Path, tmp_path: Path, capsys)
 
 
 def test_gpu_request_without_cuda(monkeypatch):
-    monkeypatch.setattr(predict.torch.cuda, "is_available", lambda: False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(predict.DeviceError, match="--cpu"):
         predict.select_device(gpu=0)
     assert str(predict.select_device()) == "cpu"
@@ -344,7 +347,7 @@ def test_large_images_are_downscaled_for_the_network():
 
 
 def test_default_checkpoint_error_names_the_recipe(monkeypatch, tmp_path: Path):
-    monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "missing.pth")
+    monkeypatch.setattr(defaults, "DEFAULT_CHECKPOINT", tmp_path / "missing.pth")
     with pytest.raises(predict.CheckpointError, match=DEFAULT_MODEL_FILE.split(".")[0]):
         Predictor()
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from isegm.annotation.io import read_image, read_mask
+from isegm.annotation.objects import ControllerView, InteractiveController
 from isegm.demo.canvas import ImageCanvas
-from isegm.demo.controller import ControllerView, InteractiveController
 from isegm.demo.render import render_view
 from isegm.demo.worker import InferenceWorker, Result
-from isegm.predict import read_image, read_mask
 
 __all__ = ["DemoApp", "WINDOW_TITLE"]
 

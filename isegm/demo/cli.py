@@ -79,15 +79,11 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from isegm.predict import (
-        CheckpointError,
-        DeviceError,
-        InputError,
-        Predictor,
-        read_image,
-        select_device,
-        set_threads,
-    )
+    from isegm.annotation.errors import DeviceError, InputError
+    from isegm.annotation.io import read_image
+    from isegm.annotation.runtime import select_device, set_threads
+    from isegm.annotation.session import Predictor
+    from isegm.inference.utils import CheckpointError
 
     try:
         device = select_device(args.cpu, args.gpu)
@@ -111,8 +107,8 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
         sys.stderr.write(f"error: {e}\n")
         return 2
 
+    from isegm.annotation.objects import InteractiveController
     from isegm.demo.app import DemoApp
-    from isegm.demo.controller import InteractiveController
 
     controller = InteractiveController(predictor, threshold=args.threshold)
     app = DemoApp(

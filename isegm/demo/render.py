@@ -7,7 +7,7 @@ import colorsys
 
 import numpy as np
 
-from isegm.demo.controller import ControllerView
+from isegm.annotation.objects import ControllerView
 from isegm.utils.vis import overlay_mask
 
 __all__ = ["CURRENT_RGB", "label_palette", "render_view"]

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from isegm.demo.controller import ControllerView, InteractiveController
-from isegm.predict import CheckpointError, InputError
+from isegm.annotation.errors import InputError
+from isegm.annotation.objects import ControllerView, InteractiveController
+from isegm.inference.utils import CheckpointError
 
 __all__ = ["InferenceWorker", "Result"]
 

@@ -1,5 +1,9 @@
 """``python -m isegm.serve``: start the annotation server (page at ``/``, API docs at
-``/docs``)."""
+``/docs``).
+
+The flags are parsed and checked before torch, FastAPI and the model code load, so ``--help``
+and a bad flag answer in about an interpreter start (the defaults come from the torch-free
+:mod:`isegm.serve.config` and :mod:`isegm.annotation.defaults`)."""
 
 from __future__ import annotations
 
@@ -9,19 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import torch
-
+from isegm.annotation.defaults import DEFAULT_CHECKPOINT, resolve_refine
+from isegm.annotation.errors import InputError
 from isegm.inference.refine import add_refine_argument
-from isegm.inference.utils import CheckpointError
-from isegm.predict import (
-    DEFAULT_CHECKPOINT,
-    DeviceError,
-    InputError,
-    load_model,
-    resolve_refine,
-    select_device,
-)
-from isegm.serve.app import ServeConfig, Service, create_app
+from isegm.serve.config import ServeConfig
 from isegm.serve.fetch import FetchError, normalize_origin
 from isegm.utils.cli import ArgumentParser
 
@@ -105,6 +100,43 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _check_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """The checks that need no model, before torch loads; returns the tokens.
+
+    Raises:
+        ValueError: one line naming the flag.
+    """
+    positive = {
+        "--port": args.port, "--max-upload-mb": args.max_upload_mb,
+        "--max-pixels": args.max_pixels, "--max-sessions": args.max_sessions,
+        "--max-memory-mb": args.max_memory_mb, "--session-ttl": args.session_ttl,
+        "--max-batch": args.max_batch, "--threads": args.threads or 1,
+        "--empty-session-ttl": args.empty_session_ttl,
+        "--max-client-sessions": args.max_client_sessions,
+        "--max-client-memory-mb": args.max_client_memory_mb,
+        "--max-adapter-sessions": args.max_adapter_sessions,
+        "--fetch-timeout": args.fetch_timeout, "--fetch-workers": args.fetch_workers,
+    }
+    for flag, value in positive.items():
+        if value <= 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    if args.limit_longest_size < 0:
+        raise ValueError("--limit-longest-size must be >= 0 (0: no downscaling), got "
+                         f"{args.limit_longest_size}")
+    tokens = tuple(args.token or ())
+    if any(not t for t in tokens):
+        raise ValueError("--token must not be empty")
+    if not tokens and not is_loopback(args.host) and not args.allow_no_token:
+        raise ValueError(f"--host {args.host} is reachable from other machines: give "
+                         "--token (or --allow-no-token to serve everyone who reaches it)")
+    for origin in args.fetch_origin:
+        try:
+            normalize_origin(origin)
+        except FetchError as e:
+            raise ValueError(f"--fetch-origin {origin}: {e.message}") from None
+    return tokens
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parses the flags, loads the model and serves until interrupted; 2 on bad flags."""
     args = build_parser().parse_args(argv)
@@ -113,34 +145,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        positive = {
-            "--port": args.port, "--max-upload-mb": args.max_upload_mb,
-            "--max-pixels": args.max_pixels, "--max-sessions": args.max_sessions,
-            "--max-memory-mb": args.max_memory_mb, "--session-ttl": args.session_ttl,
-            "--max-batch": args.max_batch, "--threads": args.threads or 1,
-            "--empty-session-ttl": args.empty_session_ttl,
-            "--max-client-sessions": args.max_client_sessions,
-            "--max-client-memory-mb": args.max_client_memory_mb,
-            "--max-adapter-sessions": args.max_adapter_sessions,
-            "--fetch-timeout": args.fetch_timeout, "--fetch-workers": args.fetch_workers,
-        }
-        for flag, value in positive.items():
-            if value <= 0:
-                raise ValueError(f"{flag} must be positive, got {value}")
-        if args.limit_longest_size < 0:
-            raise ValueError("--limit-longest-size must be >= 0 (0: no downscaling), got "
-                             f"{args.limit_longest_size}")
-        tokens = tuple(args.token or ())
-        if any(not t for t in tokens):
-            raise ValueError("--token must not be empty")
-        if not tokens and not is_loopback(args.host) and not args.allow_no_token:
-            raise ValueError(f"--host {args.host} is reachable from other machines: give "
-                             "--token (or --allow-no-token to serve everyone who reaches it)")
-        for origin in args.fetch_origin:
-            try:
-                normalize_origin(origin)
-            except FetchError as e:
-                raise ValueError(f"--fetch-origin {origin}: {e.message}") from None
+        tokens = _check_flags(args)
+    except ValueError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    import torch  # the flags are fine: now the model code
+
+    from isegm.annotation.errors import DeviceError
+    from isegm.annotation.runtime import load_model, select_device
+    from isegm.inference.utils import CheckpointError
+    from isegm.serve.app import create_app
+    from isegm.serve.service import Service
+
+    try:
         device = select_device(args.cpu, args.gpu)
         if args.threads:
             torch.set_num_threads(args.threads)

@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import urljoin, urlsplit
 
+from isegm.serve.errors import ApiError
+
 __all__ = ["FetchError", "Fetcher", "MAX_REDIRECTS", "normalize_origin", "origin_of"]
 
 logger = logging.getLogger(__name__)
@@ -45,15 +47,8 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 Origin = tuple[str, str, int]
 
 
-class FetchError(Exception):
+class FetchError(ApiError):
     """A task image that is not fetched: answered ``status`` with ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None
-                 ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
 
 
 def _has_control(text: str) -> bool:

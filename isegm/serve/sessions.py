@@ -1,9 +1,10 @@
 """Annotation sessions: one image and its objects each, bounded by count, memory and age.
 
-A session is the Tk demo's :class:`~isegm.demo.controller.InteractiveController` (clicks,
-undo, finished objects, label map) around its own :class:`~isegm.predict.Predictor`; all the
-predictors share the server's one model and send their forwards to the batching worker. Ids
-are ``secrets.token_urlsafe`` strings; a session is reachable only through its id.
+A session is the annotation package's :class:`~isegm.annotation.objects.InteractiveController`
+(clicks, undo, finished objects, label map) around its own
+:class:`~isegm.annotation.session.Predictor`; all the predictors share the server's one model
+and send their forwards to the batching worker. Ids are ``secrets.token_urlsafe`` strings; a
+session is reachable only through its id.
 
 Two pools with their own bounds, so that neither can starve the other: API sessions (the
 page, the JSON API) and adapter sessions (CVAT, Label Studio: caches keyed by the image, the
@@ -37,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from isegm.demo.controller import InteractiveController
-from isegm.predict import Predictor
+from isegm.annotation.objects import InteractiveController
+from isegm.annotation.session import Predictor
 
 __all__ = ["MemoryFull", "Session", "SessionLimit", "SessionStore", "UnknownSession",
            "deep_nbytes", "log_text"]

@@ -1,7 +1,7 @@
 """The server's one inference thread: every network forward of every session runs here.
 
-Sessions run their :class:`~isegm.predict.Predictor` in the web server's request threads; the
-predictor's network step (its ``forward_runner``) hands the prepared input to
+Sessions run their :class:`~isegm.annotation.session.Predictor` in the web server's request
+threads; the predictor's network step (its ``forward_runner``) hands the prepared input to
 :meth:`BatchingWorker.run` and waits. The worker takes everything pending, groups it by input
 shape (:func:`~isegm.inference.batched.bucket_requests`) and runs one forward per group, so the
 clicks of concurrent sessions share a batch and no two forwards run at once on the device.

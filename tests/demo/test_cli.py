@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from demo_fakes import DiskNet  # tests/demo is on sys.path
 
-from isegm import predict
+from isegm.annotation import defaults
 from isegm.demo.cli import main
 from isegm.inference.utils import DEFAULT_MODEL_RECIPE
+from isegm.utils.cli import default_threads
 
 
 def one_error_line(capsys) -> str:
@@ -25,7 +26,7 @@ def test_missing_checkpoint(tmp_path: Path, capsys):
 
 
 def test_missing_default_checkpoint_says_how_to_make_it(tmp_path: Path, capsys, monkeypatch):
-    monkeypatch.setattr(predict, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
+    monkeypatch.setattr(defaults, "DEFAULT_CHECKPOINT", tmp_path / "weights" / "default.pth")
     assert main(["--cpu"]) == 2
     line = one_error_line(capsys)
     assert DEFAULT_MODEL_RECIPE in line and "python train.py models/" in line
@@ -61,4 +62,4 @@ def test_threads_option(capsys, monkeypatch):
     pytest.importorskip("tkinter")
     main(["--cpu", "--threads", "3"], model=DiskNet())
     main(["--cpu"], model=DiskNet())
-    assert seen == [3, predict.default_threads()]
+    assert seen == [3, default_threads()]

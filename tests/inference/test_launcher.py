@@ -20,7 +20,7 @@ def test_evaluation_and_predictor_do_not_import_the_augmentations() -> None:
     """albumentations costs about 1 s per process (K ranks pay it K times); only training
     augments, and the package's re-exports still work."""
     code = ("import sys; import isegm.inference.eval_command, isegm.inference.evaluation_run, "
-            "isegm.inference.protocol_runner, isegm.predict, isegm.data.datasets; "
+            "isegm.inference.protocol_runner, isegm.annotation.session, isegm.data.datasets; "
             "loaded = 'albumentations' in sys.modules; "
             "from isegm.data import train_augmentator; "
             "sys.exit(1 if loaded or 'albumentations' not in sys.modules else 0)")
