@@ -13,9 +13,10 @@ from isegm.data.base import DatasetError
 from isegm.data.datasets.coco_lvis import CocoLvisDataset
 from isegm.data.points_sampler import MultiPointSampler
 from isegm.data.transforms import train_augmentator, val_augmentator
-from isegm.model.checkpoint import CheckpointError, load_mae_weights, load_simpleclick_init
+from isegm.model.checkpoint import CheckpointError
 from isegm.model.init import init_as_original
 from isegm.model.is_model import ISModel
+from isegm.model.pretrained import load_mae_weights, load_simpleclick_init
 
 __all__ = [
     "reference_points_sampler",
