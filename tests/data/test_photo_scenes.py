@@ -13,11 +13,11 @@ import torch
 from isegm.data import photos
 from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, get_eval_dataset
+from isegm.data.datasets.photo_render import _paste
 from isegm.data.datasets.photo_scenes import (
     PhotoLibrary,
     PhotoScenesDataset,
     PhotoScenesEvalDataset,
-    _paste,
     merged_region,
     split_files,
 )
