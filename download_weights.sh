@@ -11,7 +11,7 @@
 # that need a browser: for them the script prints the manual steps. The publishers give no
 # checksums, so none can be pinned here; instead every file (downloaded or placed by hand) is
 # read with the project's checkpoint reader (no code from the file runs) and its architecture is
-# checked against its name (python -m isegm.utils.weights verify). The SHA-256 of a verified
+# checked against its name (python -m isegm.model.weights verify). The SHA-256 of a verified
 # file is written next to it (<file>.sha256) and checked on later runs.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -117,13 +117,13 @@ verify_file() {  # verify_file KIND FILE: checkpoint reader + architecture (+ re
     sum_args=(--sha256 "$(cut -d' ' -f1 "${file}.sha256")")
   fi
   PYTHONPATH="${SCRIPT_DIR}${PYTHONPATH:+:${PYTHONPATH}}" \
-    "${PYTHON}" -m isegm.utils.weights verify "${kind}" "${file}" "${sum_args[@]}"
+    "${PYTHON}" -m isegm.model.weights verify "${kind}" "${file}" "${sum_args[@]}"
 }
 
 record_sum() {  # record_sum FILE: write FILE.sha256 (sha256sum format)
   local file="$1"
   PYTHONPATH="${SCRIPT_DIR}${PYTHONPATH:+:${PYTHONPATH}}" "${PYTHON}" -c \
-    'import sys; from isegm.utils.weights import sha256_of; print(sha256_of(sys.argv[1]))' \
+    'import sys; from isegm.model.weights import sha256_of; print(sha256_of(sys.argv[1]))' \
     "${file}" | sed "s|\$|  ${file##*/}|" >"${file}.sha256"
 }
 

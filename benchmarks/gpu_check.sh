@@ -197,7 +197,8 @@ mkdir -p "$TRAIN_DIR/exps"
 cat > "$TRAIN_DIR/mst_main_synthetic.py" <<'EOF'
 """The MST ``main`` recipe (models/adaptivevit_base448_cclvs.py) on synthetic scenes, random
 init (no pretrained file on a check machine): only that the step runs with AMP."""
-from isegm.engine.recipes import cclvs_448_recipe, synthetic_datasets
+from isegm.engine.recipes import cclvs_448_recipe
+from isegm.engine.project_recipes import synthetic_datasets
 
 MODEL_NAME = "gpu_check_mst_main"
 _recipe = cclvs_448_recipe("mst_main_vit_base_448")

@@ -5,7 +5,7 @@ mix, bf16 autocast. Run by ``benchmarks/gpu_train_photos448.sh`` beside its plai
 
     python train.py models/mst_small448_photos.py --gpus 0 --amp --amp-dtype bf16 --workers 7 --time-limit 6
 """
-from isegm.engine.recipes import photo_448_recipe
+from isegm.engine.project_recipes import photo_448_recipe
 
 MODEL_NAME = "mst_small448_photos"
 init_model, get_datasets, get_train_config = photo_448_recipe("mst_small_448", 0.1, 0.1).hooks()

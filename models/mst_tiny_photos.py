@@ -4,7 +4,7 @@ fine-tuned, as in the paper's recipe, from the tiny plain ViT trained on photo s
 
     python train.py models/mst_tiny_photos.py --cpu --exp-name default --save-last-every 100
 """
-from isegm.engine.recipes import photo_finetune_recipe
+from isegm.engine.project_recipes import photo_finetune_recipe
 
 MODEL_NAME = "mst_tiny_photos"
 init_model, get_datasets, get_train_config = photo_finetune_recipe(

@@ -7,7 +7,7 @@ the selection blocks start at init) and trains 3 more epochs:
 
     python train.py models/mst_tiny_synthetic.py --cpu --exp-name default
 """
-from isegm.engine.recipes import synthetic_finetune_recipe
+from isegm.engine.project_recipes import synthetic_finetune_recipe
 
 MODEL_NAME = "mst_tiny_synthetic"
 init_model, get_datasets, get_train_config = synthetic_finetune_recipe(

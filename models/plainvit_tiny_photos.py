@@ -4,7 +4,7 @@ photographs (``PHOTOS_PATH``; collect them first with ``python -m isegm.data.pho
 
     python train.py models/plainvit_tiny_photos.py --cpu --exp-name default --save-last-every 100
 """
-from isegm.engine.recipes import photo_recipe
+from isegm.engine.project_recipes import photo_recipe
 
 MODEL_NAME = "plainvit_tiny_photos"
 init_model, get_datasets, get_train_config = photo_recipe(

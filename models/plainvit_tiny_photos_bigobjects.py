@@ -4,7 +4,7 @@
 
     python train.py models/plainvit_tiny_photos_bigobjects.py --cpu --exp-name default --save-last-every 100
 """
-from isegm.engine.recipes import photo_bigobject_recipe
+from isegm.engine.project_recipes import photo_bigobject_recipe
 
 MODEL_NAME = "plainvit_tiny_photos_bigobjects"
 init_model, get_datasets, get_train_config = photo_bigobject_recipe(

@@ -4,7 +4,7 @@ models have had exactly the same data and budget:
 
     python train.py models/plainvit_tiny_photos_ft.py --cpu --exp-name default --save-last-every 100
 """
-from isegm.engine.recipes import photo_finetune_recipe
+from isegm.engine.project_recipes import photo_finetune_recipe
 
 MODEL_NAME = "plainvit_tiny_photos_ft"
 init_model, get_datasets, get_train_config = photo_finetune_recipe(

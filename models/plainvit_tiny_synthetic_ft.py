@@ -4,7 +4,7 @@ models have had exactly the same data and budget.
 
     python train.py models/plainvit_tiny_synthetic_ft.py --cpu --exp-name default
 """
-from isegm.engine.recipes import synthetic_finetune_recipe
+from isegm.engine.project_recipes import synthetic_finetune_recipe
 
 MODEL_NAME = "plainvit_tiny_synthetic_ft"
 init_model, get_datasets, get_train_config = synthetic_finetune_recipe(

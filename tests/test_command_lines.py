@@ -99,7 +99,7 @@ def test_module_commands_answer_before_torch(module: str, bad_type: list[str],
     ["-m", "isegm.predict", "--image", "a.png", "--clicks", "1,1,+", "--output", "o.png",
      "--threshold", "abc"],
     ["-m", "isegm.serve", "--port", "abc"],
-    ["-m", "isegm.utils.weights", "verify", "mae-base", "f", "--bogus"],
+    ["-m", "isegm.model.weights", "verify", "mae-base", "f", "--bogus"],
 ])
 def test_argparse_errors_are_one_line_with_a_pointer_to_help(argv: list[str]) -> None:
     res = subprocess.run([sys.executable, *argv], cwd=REPO, env=ENV, capture_output=True,

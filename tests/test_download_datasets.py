@@ -332,7 +332,7 @@ def test_weights_download_verifies_what_it_fetched(env, tmp_path):
     assert res.returncode == 1
     base = target / "mae_pretrain_vit_base.pth"
     assert base.is_file() and "ok: " in res.stdout
-    from isegm.utils.weights import sha256_of
+    from isegm.model.weights import sha256_of
 
     assert (target / "mae_pretrain_vit_base.pth.sha256").read_text().split() == \
         [sha256_of(base), "mae_pretrain_vit_base.pth"]

@@ -11,7 +11,7 @@ from torch import nn
 from isegm.annotation.defaults import resolve_checkpoint
 from isegm.annotation.errors import DeviceError, InputError
 from isegm.inference.utils import load_is_model
-from isegm.utils.cli import default_threads
+from isegm.utils.threads import default_threads
 
 __all__ = ["load_model", "select_device", "set_threads"]
 

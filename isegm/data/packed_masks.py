@@ -3,8 +3,8 @@
 ``masks/<image_id>.pickle`` holds ``(encoded_layers, objs_mapping)``: a list of PNG-encoded
 uint8 layers and, per global object index, its ``(layer, id)`` in those layers.
 ``hannotation.pickle`` maps ``image_id -> {'num_instance_masks': n, 'hierarchy': {...}}``; global
-indices ``>= n`` are "stuff" masks. Both are pickles, read with the checkpoint reader's
-restricted unpickler (:func:`isegm.model.checkpoint.load_data_pickle`): only containers and numpy
+indices ``>= n`` are "stuff" masks. Both are pickles, read with the restricted
+unpickler of :func:`isegm.utils.safe_pickle.load_data_pickle`: only containers and numpy
 arrays, so a crafted file cannot run code; it is refused with one line naming it.
 """
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..model.checkpoint import DataPickleError, load_data_pickle
+from isegm.utils.safe_pickle import DataPickleError, load_data_pickle
+
 from .base import DatasetError
 
 __all__ = ["read_packed_masks", "read_hannotation", "encode_layers"]

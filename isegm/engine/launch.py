@@ -50,7 +50,10 @@ from isegm.utils.exp import (
 from isegm.utils.log import close_log_file, log_to_files
 
 from .cli import build_parser, parse_args
-from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, model_weights
+from .stopping import TrainingInterrupted
+from .train_checkpoint import model_weights
+from .train_step import NonFiniteLossError
+from .trainer import Trainer
 
 __all__ = ["build_parser", "main", "resume_command"]
 

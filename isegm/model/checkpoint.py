@@ -4,12 +4,13 @@ files, and MAE pretraining weights.
 * **Own format** (``save_checkpoint``): ``{'format': 'isegm', 'version', 'config', 'model', ...}``
   with the config as plain data, so it loads with ``torch.load(weights_only=True)``.
 * **Reference format** (``{'state_dict', 'config'}``): the config pickles classes of the original
-  package. It is read with a restricted unpickler that resolves only tensor-rebuilding and
-  container globals and turns every other global into an inert placeholder, so no code from the
-  file runs and the original package is not needed. ``main`` and ``mst-448`` pickle the same
-  class and params; the state dict's sentinel keys and shapes tell the variant (SPEC §1.5).
-* **MAE pretraining** (``{'model': {...}}``, unprefixed encoder keys): loaded into a backbone
-  for training, with position-embedding interpolation.
+  package. It is read with the restricted unpickler of :mod:`isegm.utils.safe_pickle`, which
+  resolves only tensor-rebuilding and container globals and turns every other global into an
+    inert placeholder, so no code from the file runs and the original package is not needed.
+  ``main`` and ``mst-448`` pickle the same class and params; the state dict's sentinel keys and
+  shapes tell the variant (SPEC §1.5).
+* **MAE pretraining** (``{'model': {...}}``, unprefixed encoder keys): not a model; refused here
+  with a hint, and loaded into a backbone for training by :mod:`isegm.model.pretrained`.
 
 Every mismatch is a :class:`CheckpointError` whose one-line message names the file and the
 missing / unexpected keys or mismatched shapes. Loading is strict; the only keys dropped are
@@ -20,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import re
 import tempfile
-import types
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from isegm.utils.safe_pickle import plain_data, restricted_pickle_module
+
 from .build import selection_preset
 from .config import ModelConfig
 from .is_model import ISModel
-from .patch_embed import resize_pos_embed_checkpoint
 
 __all__ = [
     "CheckpointError",
@@ -42,14 +42,9 @@ __all__ = [
     "read_checkpoint",
     "load_model_checkpoint",
     "model_from_reference",
-    "load_mae_weights",
-    "load_simpleclick_init",
     "config_from_reference",
     "reference_state_dict_filter",
     "CHECKPOINT_FORMAT",
-    "DataPickleError",
-    "load_data_pickle",
-    "load_npy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,150 +58,6 @@ _VARIANTS = ("at", "it")
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable, of the wrong kind or does not fit the model."""
-
-
-# --------------------------------------------------------------------------- restricted unpickling
-class _Inert:
-    """Stands for a class or function of a foreign package found in a pickle. Instances only
-    record their constructor arguments and state; nothing of the foreign code runs."""
-
-    _path = "?"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.args, self.kwargs, self.state = args, kwargs, None
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def __repr__(self) -> str:
-        return f"<inert {self._path}>"
-
-
-_INERT_TYPES: dict[str, type] = {}
-_SAFE_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("builtins", "set"),
-    ("builtins", "frozenset"),
-    ("builtins", "dict"),
-    ("builtins", "list"),
-    ("builtins", "tuple"),
-    ("builtins", "slice"),
-    ("builtins", "complex"),
-    ("torch", "Size"),
-    ("torch", "device"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch", "Tensor"),
-    ("torch.nn.parameter", "Parameter"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy", "dtype"),
-}
-
-
-def _inert(module: str, name: str) -> type:
-    key = f"{module}.{name}"
-    if key not in _INERT_TYPES:
-        _INERT_TYPES[key] = type(name, (_Inert,), {"_path": key})
-    return _INERT_TYPES[key]
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _SAFE_GLOBALS or (module == "torch" and name.endswith("Storage")):
-            return super().find_class(module, name)
-        if module == "torch" and name in ("float32", "float64", "float16", "bfloat16", "int64"):
-            return super().find_class(module, name)
-        return _inert(module, name)
-
-
-# Dataset annotation pickles (COCO+LVIS / LoveDA ``*.pickle``, ``lovedams.npy``) need only
-# containers and numpy arrays/scalars; numpy's own pickling helpers for those, nothing else.
-_DATA_GLOBALS = {
-    (module, name)
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-    for name in ("_reconstruct", "scalar")
-} | {
-    ("numpy.core.numeric", "_frombuffer"),
-    ("numpy._core.numeric", "_frombuffer"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("_codecs", "encode"),  # bytes in protocol 2 pickles
-    ("collections", "OrderedDict"),
-} | {("builtins", n) for n in ("set", "frozenset", "dict", "list", "tuple", "slice", "complex")}
-
-
-class DataPickleError(pickle.UnpicklingError):
-    """A data pickle refers to something other than containers and numpy arrays."""
-
-
-class _DataUnpickler(_RestrictedUnpickler):
-    """The checkpoint unpickler made strict for data files: a global outside
-    ``_DATA_GLOBALS`` (``os.system``, any class) is an error instead of a placeholder."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _DATA_GLOBALS:
-            return pickle.Unpickler.find_class(self, module, name)
-        raise DataPickleError(f"refers to {module}.{name}, which a data file may not contain "
-                              f"(only containers and numpy arrays are read)")
-
-
-def load_data_pickle(file: Any) -> Any:
-    """Unpickles an untrusted data file (open binary file) without running code from it.
-
-    Raises:
-        DataPickleError: the file names a global other than containers / numpy arrays.
-        pickle.UnpicklingError, EOFError, ValueError: a truncated or corrupt file.
-    """
-    return _DataUnpickler(file).load()
-
-
-def load_npy(path: str | Path) -> Any:
-    """``np.load(path, allow_pickle=True)`` for an untrusted ``.npy``: object arrays are read
-    with :func:`load_data_pickle`, other arrays without pickle.
-
-    Raises:
-        DataPickleError, ValueError, OSError, EOFError: unsafe, corrupt or unreadable file.
-    """
-    import numpy as np
-
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        _shape, _fortran, dtype = read_header(f)
-        if not dtype.hasobject:
-            return np.load(path, allow_pickle=False)
-        array = load_data_pickle(f)
-    if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path}: the pickled payload is not an array")
-    return array
-
-
-_restricted_pickle = types.ModuleType("isegm_restricted_pickle")
-_restricted_pickle.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
-_restricted_pickle.load = lambda f, **kw: _RestrictedUnpickler(f, **kw).load()  # type: ignore
-_restricted_pickle.loads = pickle.loads  # type: ignore[attr-defined]
-
-
-def plain_data(obj: Any) -> Any:
-    """Nested placeholders → ``{'__class__': path, 'args': ..., 'state': ...}`` dicts."""
-    if isinstance(obj, type) and issubclass(obj, _Inert):
-        return {"__global__": obj._path}
-    if isinstance(obj, _Inert):
-        state = obj.state
-        if isinstance(state, dict):
-            state = {k: v for k, v in state.items() if not str(k).startswith("_")}
-        return {"__class__": obj._path, "state": plain_data(state)}
-    if isinstance(obj, Mapping):
-        return {k: plain_data(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(plain_data(v) for v in obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(plain_data(v) for v in obj)
-    return obj
 
 
 def read_checkpoint(path: str | Path) -> dict:
@@ -228,7 +79,7 @@ def read_checkpoint(path: str | Path) -> dict:
             ) from None
         try:
             data = torch.load(
-                path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle
+                path, map_location="cpu", weights_only=False, pickle_module=restricted_pickle_module
             )
         except Exception as e:  # noqa: BLE001
             raise CheckpointError(
@@ -519,67 +370,6 @@ def save_checkpoint(path: str | Path, model: ISModel, **extra: Any) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-# --------------------------------------------------------------------------- training inits
-_MAE_DROPPED = re.compile(
-    r"^(cls_token|norm\.(weight|bias)|fc_norm\.(weight|bias)|head\.(weight|bias)|mask_token)$"
-)
-_MST_ONLY = re.compile(
-    r"^backbone\.blocks\.\d+\.(score|score_s|sr_s|norm_s|norm[34567]|"
-    r"score_cross_attn|score_l_s|score_mlp|gamma2?)(\.|$)"
-)
-
-
-def _grid_of(model: ISModel) -> tuple[int, int]:
-    g = model.cfg.img_size // model.cfg.patch_size
-    return g, g
-
-
-def load_mae_weights(model: ISModel, path: str | Path) -> list[str]:
-    """Initialise the backbone from an MAE pretraining file (``{'model': {...}}``).
-
-    ``pos_embed`` is resized to the model's grid (bicubic, no antialias, cls slot kept);
-    ``cls_token`` and the final ``norm`` are dropped; the MST-specific parameters, neck, head and
-    click embedding stay at their initialisation. Returns the backbone keys left at init.
-    """
-    path = str(path)
-    ckpt = read_checkpoint(path)
-    sd = ckpt.get("model")
-    if not isinstance(sd, Mapping) or "pos_embed" not in sd:
-        raise CheckpointError(
-            f"{path}: not an MAE pretraining file ({{'model': {{...}}}} with pos_embed)"
-        )
-    sd = {f"backbone.{k}": v for k, v in sd.items() if not _MAE_DROPPED.match(k)}
-    sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(
-        sd["backbone.pos_embed"], _grid_of(model)
-    )
-    sub = nn.Module()
-    sub.backbone = model.backbone
-    left = load_state_dict_strict(sub, sd, path, allow_missing=_MST_ONLY)
-    logger.info("loaded MAE weights from %s; %d backbone tensors left at init", path, len(left))
-    return left
-
-
-def load_simpleclick_init(model: ISModel, path: str | Path) -> list[str]:
-    """Initialise an MST model from a SimpleClick checkpoint (the 448 recipe): every shared
-    weight (click embedding, backbone, neck, head) is loaded; the MST-specific parameters stay
-    at init. ``pos_embed`` is resized if the image size differs. Returns the keys left at init."""
-    path = str(path)
-    ckpt = read_checkpoint(path)
-    if ckpt.get("format") == CHECKPOINT_FORMAT:
-        sd = dict(ckpt["model"])
-    elif "state_dict" in ckpt:
-        sd = reference_state_dict_filter(ckpt["state_dict"], model.cfg)
-    else:
-        raise CheckpointError(f"{path}: not an interactive-model checkpoint to initialise from")
-    if "backbone.pos_embed" in sd:
-        sd["backbone.pos_embed"] = resize_pos_embed_checkpoint(
-            sd["backbone.pos_embed"], _grid_of(model)
-        )
-    left = load_state_dict_strict(model, sd, path, allow_missing=_MST_ONLY)
-    logger.info("initialised from %s; %d tensors left at init", path, len(left))
-    return left
 
 
 def export_weights(src: str | Path, dst: str | Path) -> Path:

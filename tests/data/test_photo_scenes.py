@@ -13,11 +13,11 @@ import torch
 from isegm.data import photos
 from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, get_eval_dataset
+from isegm.data.datasets.photo_render import _paste
 from isegm.data.datasets.photo_scenes import (
     PhotoLibrary,
     PhotoScenesDataset,
     PhotoScenesEvalDataset,
-    _paste,
     merged_region,
     split_files,
 )
@@ -294,7 +294,7 @@ def test_photo_scene_scale_splits_hold_targets_of_that_scale(photos_dir, scale):
 def test_bigobject_stage_continues_each_model_with_the_same_budget(photos_dir):
     """Stage 3: MST and control share data and budget, each starts from its own stage-2
     weights, and the training scenes use the big-object mix (validation keeps the default)."""
-    from isegm.engine.recipes import BIG_OBJECT_SCALE_PROBS
+    from isegm.engine.project_recipes import BIG_OBJECT_SCALE_PROBS
 
     mst = _script("mst_tiny_photos_bigobjects")
     control = _script("plainvit_tiny_photos_bigobjects")
@@ -310,7 +310,7 @@ def test_bigobject_stage_continues_each_model_with_the_same_budget(photos_dir):
 def test_gpu_448_scripts_share_data_and_budget_and_train_from_scratch(photos_dir):
     """The GPU run's MST and control (benchmarks/gpu_train_photos448.sh): same schedule, data
     and size, both from random weights (no config key), big-object scenes at 448."""
-    from isegm.engine.recipes import BIG_OBJECT_SCALE_PROBS
+    from isegm.engine.project_recipes import BIG_OBJECT_SCALE_PROBS
 
     mst, control = _script("mst_small448_photos"), _script("plainvit_small448_photos")
     cfg = _script_cfg(photos_dir)

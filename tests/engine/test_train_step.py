@@ -33,7 +33,7 @@ def test_nonfinite_gradient_refuses_the_step_and_names_the_parameter(tmp_path, c
     target = dict(trainer.model.named_parameters())["backbone.blocks.1.mlp.fc1.weight"]
     hook = target.register_hook(lambda g: g * float("nan"))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    with caplog.at_level(logging.WARNING, logger="isegm.engine.trainer"):
+    with caplog.at_level(logging.WARNING, logger="isegm.engine.train_step"):
         assert trainer.train_step(batch) is None
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1, lines

@@ -9,12 +9,8 @@ import torch
 
 from isegm.inference.utils import load_is_model
 from isegm.model import build_model
-from isegm.model.checkpoint import (
-    CheckpointError,
-    load_mae_weights,
-    load_simpleclick_init,
-    save_checkpoint,
-)
+from isegm.model.checkpoint import CheckpointError, save_checkpoint
+from isegm.model.pretrained import load_mae_weights, load_simpleclick_init
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:

@@ -3,8 +3,9 @@
 Layout under ``<path>/<split>/``: ``images/<id>.jpg``, ``masks/<id>.pickle`` (packed layers,
 see :mod:`isegm.data.packed_masks`), ``hannotation.pickle`` and ``lovedams.npy``. The latter maps
 each scale (``small``/``medium``/``large``/``huge``) to ``{str(k): [object indices]}`` where ``k``
-indexes the image ids in sorted order. All three are pickles, read with the checkpoint reader's
-restricted unpickler (containers and numpy arrays only): a crafted file cannot run code.
+indexes the image ids in sorted order. All three are pickles, read with the restricted
+unpickler of :mod:`isegm.utils.safe_pickle` (containers and numpy arrays only): a crafted file
+cannot run code.
 
 Each scale name selects *that* scale: the reference ``get_dataset`` swaps MEDIUM and LARGE
 (SPEC Part II §1.3); this reader does not.
@@ -18,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ...model.checkpoint import DataPickleError, load_npy
+from isegm.utils.safe_pickle import DataPickleError, load_npy
+
 from ..base import DatasetError, ISDataset
 from ..io import read_image, require_dir, require_file
 from ..packed_masks import read_hannotation, read_packed_masks

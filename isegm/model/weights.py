@@ -7,7 +7,7 @@ code from the file runs) and its architecture is compared with what its name pro
 width and depth of the ViT, the file layout). The SHA-256 of the verified file is printed and
 kept next to it, so later corruption is noticed::
 
-    python -m isegm.utils.weights verify mae-base weights/pretrained/mae_pretrain_vit_base.pth
+    python -m isegm.model.weights verify mae-base weights/pretrained/mae_pretrain_vit_base.pth
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from isegm.model.checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import CheckpointError, load_model_checkpoint, read_checkpoint
 
 __all__ = ["KINDS", "WeightsError", "sha256_of", "verify_weights", "main"]
 
@@ -72,9 +72,7 @@ def verify_weights(kind: str, path: str | Path) -> str:
     path = Path(path)
     try:
         if layout == "mst":
-            from isegm.inference.utils import load_is_model
-
-            cfg = load_is_model(path, "cpu").cfg
+            cfg = load_model_checkpoint(path, "cpu").cfg
             found = (cfg.embed_dim, cfg.depth)
             if cfg.arch != "mst" or cfg.img_size != 448:
                 raise WeightsError(f"{path}: a {cfg.arch} model for {cfg.img_size} px, "
@@ -98,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``verify KIND FILE [--sha256 HEX]``: one line, exit 0 (ok) or 2 (wrong file)."""
     from isegm.utils.cli import ArgumentParser
 
-    p = ArgumentParser(prog="python -m isegm.utils.weights",
+    p = ArgumentParser(prog="python -m isegm.model.weights",
                                 description="Check that a downloaded weight file is the "
                                             "checkpoint it should be.")
     p.add_argument("command", choices=["verify"])
