@@ -5,6 +5,9 @@ Bad training files stop the command with one line each, before anything is creat
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -148,17 +151,43 @@ def test_default_weights_file_exists():
     assert (REPO / "weights" / DEFAULT_MODEL_FILE).is_file()
 
 
+def _tiny_folder(folder: Path, num: int) -> None:
+    """An ``ImagesDir`` folder of ``num`` small synthetic scenes, one large object each."""
+    scenes = SyntheticEvalDataset(num_samples=num, image_size=96, seed=2, scale="large")
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    (folder / "masks").mkdir(exist_ok=True)
+    for i in range(len(scenes)):
+        s = scenes.get_sample(i)
+        cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(folder / "masks" / f"{i}.png"), (s.gt_mask(0) == 1).astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_dis_train_two_cpu_processes(tmp_path):
+    """``dis_train.py --cpu --nproc 2`` takes the same flags: one step on both ranks, which end
+    with the same weights, a validation split between them, and ``best.pth`` kept."""
+    folder, exps = tmp_path / "data", tmp_path / "exps"
+    _tiny_folder(folder, 6)
+    port = str(29600 + os.getpid() % 300)
+    cmd = [sys.executable, str(REPO / "dis_train.py"), SCRIPT, "--cpu", "--nproc", "2",
+           "--dport", port, "--workers", "0", "--epochs", "1", "--max-steps-per-epoch", "1",
+           "--batch-size", "4", "--val-fraction", "0.34", "--val-objects", "2", "--min-area",
+           "10", "--train-data", f"ImagesDir:{folder}", "--exps-path", str(exps)]
+    proc = subprocess.run(cmd, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = exps / "finetune" / "000_run"
+    sums = json.loads((run / "weights_checksum.json").read_text())["per_rank"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+    assert (run / "checkpoints" / "best.pth").is_file()
+    assert "(2 objects)" in proc.stderr + proc.stdout  # both ranks' validation objects counted
+
+
 def test_resume_is_exact(tmp_path):
     """Two epochs in one run equal one epoch, then ``--resume-exp`` for the second (without
     --weights: the model comes from the resumed checkpoint)."""
     folder = tmp_path / "data"
-    scenes = SyntheticEvalDataset(num_samples=4, image_size=96, seed=2, scale="large")
-    for i in range(len(scenes)):
-        s = scenes.get_sample(i)
-        (folder / "images").mkdir(parents=True, exist_ok=True)
-        (folder / "masks").mkdir(exist_ok=True)
-        cv2.imwrite(str(folder / "images" / f"{i}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(folder / "masks" / f"{i}.png"), (s.gt_mask(0) == 1).astype(np.uint8))
+    _tiny_folder(folder, 4)
     common = [SCRIPT, "--cpu", "--workers", "0", "--max-steps-per-epoch", "1", "--batch-size",
               "2", "--val-fraction", "0.25", "--val-objects", "1", "--min-area", "10",
               "--train-data", f"ImagesDir:{folder}"]
