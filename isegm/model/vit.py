@@ -32,11 +32,18 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self._kernels: dict = {}
+        self._frozen: dict[int, Tensor] = {}
 
     def kernel(self, p: int) -> Tensor:
         w = self.proj.weight
         if p == self.patch_size:
             return w
+        if torch.compiler.is_compiling():
+            # export/compile: no data pointers and no pseudo-inverse op in a graph; the kernel
+            # is a constant computed before the trace (``freeze_kernels``)
+            if p not in self._frozen:
+                raise RuntimeError(f"patch size {p}: call freeze_kernels({p}) before tracing")
+            return self._frozen[p]
         if torch.is_grad_enabled() and w.requires_grad:
             return pi_resize_kernel(w, (p, p))
         key = (p, w.data_ptr(), w._version, w.dtype, w.device)
@@ -44,6 +51,13 @@ class PatchEmbed(nn.Module):
             self._kernels = {k: v for k, v in self._kernels.items() if k[0] != p}
             self._kernels[key] = pi_resize_kernel(w.detach(), (p, p))
         return self._kernels[key]
+
+    def freeze_kernels(self, *sizes: int) -> None:
+        """Computes the kernels of ``sizes`` now, for a trace (ONNX export, compile) that
+        takes them as constants of the current weights."""
+        with torch.no_grad():
+            self._frozen = {p: self.kernel(p).detach().clone() for p in sizes
+                            if p != self.patch_size}
 
     def forward(self, x: Tensor, patch_size: int | None = None) -> Tensor:
         """``x [B, in, H, W]`` → tokens ``[B, (H/p)(W/p), C]`` in row-major order."""
