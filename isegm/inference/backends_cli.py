@@ -28,6 +28,7 @@ from pathlib import Path
 __all__ = [
     "BACKENDS",
     "CPU_PRECISIONS",
+    "FORCE_ENV",
     "PRECISIONS",
     "add_precision_arguments",
     "check_precision",

@@ -147,9 +147,8 @@ class OnnxModel(nn.Module):
                  model: nn.Module | None = None, source: str | Path | None = None,
                  threads: int | None = None) -> None:
         super().__init__()
-        import onnxruntime as ort
-
         import onnx
+        import onnxruntime as ort
 
         facts = json.loads({p.key: p.value for p in onnx.load(
             str(path), load_external_data=False).metadata_props}.get(_META, "{}") or "{}")
