@@ -44,23 +44,14 @@ PATHS = [("fp32", "torch"), ("bf16", "torch"), ("int8", "torch"), ("fp32", "onnx
          ("int8", "onnxruntime")]
 
 
-def _inputs(size: int, batch: int):
-    import torch
-
-    g = torch.Generator().manual_seed(0)
-    image = torch.rand(batch, 4, size, size, generator=g)
-    image[:, 3] = (image[:, 3] > 0.5).float()
-    s = size / 448
-    pts = torch.tensor([[223, 207, 0], [400, 170, 2], [-1, -1, -1], [105, 342, 1],
-                        [-1, -1, -1], [-1, -1, -1]], dtype=torch.float32)
-    pts[pts[:, 0] >= 0, :2] = (pts[pts[:, 0] >= 0, :2] * s).floor()
-    return image, pts.unsqueeze(0).repeat(batch, 1, 1)
-
-
 def measure(spec: str, precision: str, backend: str, threads: int, batch: int, warmup: int,
             reps: int) -> dict:
     """One (model, precision, backend): full and per-click medians, in this process."""
     import torch
+    from bench_model import (  # the inputs bench_model.py times (benchmarks/ is on the path)
+        _inputs,
+        _median_time,
+    )
 
     from isegm.inference.backends import with_precision
     from isegm.inference.utils import load_is_model
@@ -77,14 +68,7 @@ def measure(spec: str, precision: str, backend: str, threads: int, batch: int, w
     image, points = _inputs(size, batch)
 
     def timed(fn) -> list[float]:
-        for _ in range(warmup):
-            fn()
-        out = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - t)
-        return out
+        return _median_time(fn, warmup, reps)
 
     with torch.no_grad():
         full = timed(lambda: model(image, points))
