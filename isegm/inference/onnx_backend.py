@@ -77,7 +77,8 @@ def export_onnx(model: nn.Module, output: str | Path, size: int | None = None,
     points = torch.tensor([[[size * 0.3, size * 0.4, 0], [-1, -1, -1],
                             [size * 0.6, size * 0.2, 1], [-1, -1, -1]]] * 2).floor()
     points[points < 0] = -1
-    batch, clicks = torch.export.Dim("batch"), torch.export.Dim("click_rows")
+    # the click rows are 2N (N positive then N negative slots): declared so, the trace needs it
+    batch, clicks = torch.export.Dim("batch", min=1), torch.export.Dim("clicks", min=1)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".part")
@@ -86,7 +87,7 @@ def export_onnx(model: nn.Module, output: str | Path, size: int | None = None,
         program = torch.onnx.export(
             _LogitsOnly(model), (image, points), input_names=["image", "points"],
             output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
-            dynamic_shapes={"image": {0: batch}, "points": {0: batch, 1: clicks}})
+            dynamic_shapes={"image": {0: batch}, "points": {0: batch, 1: 2 * clicks}})
     program.model.metadata_props[_META] = json.dumps(_model_facts(model, size))
     program.save(str(tmp))
     os.replace(tmp, output)
