@@ -55,8 +55,8 @@ class AutocastModel(nn.Module):
         self.dtype = dtype
         self.device_type = device_type
         # autocast casts a float32 weight at every call (its cache lives for one autocast
-        # region): cast the Linear weights once; the results are the same (autocast rounds
-        # the same float32 values to the same dtype)
+        # region): cast the Linear weights once; autocast would round the same float32 values
+        # to the same bf16 ones, so the results are autocast's
         for m in model.modules():
             if isinstance(m, nn.Linear):
                 m.to(dtype)
