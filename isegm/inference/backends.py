@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from isegm.inference.backends_cli import BACKENDS, PRECISIONS, check_precision
+from isegm.inference.backends_cli import check_precision
 
 __all__ = ["AutocastModel", "load_inference_model", "quantize_int8", "with_precision"]
 
@@ -150,12 +150,10 @@ def load_inference_model(checkpoint: str | Path, device: str | torch.device = "c
         CheckpointError: an unreadable checkpoint (one line).
         ValueError: a precision or backend this device or processor does not offer (one line).
     """
-    if precision not in PRECISIONS or backend not in BACKENDS:
-        check_precision(precision, backend, torch.device(device).type)  # raises its line
+    check_precision(precision, backend, torch.device(device).type)  # before the loading
     if str(checkpoint).endswith(".onnx"):
         if backend != "onnxruntime":
             raise ValueError(f"{checkpoint}: an ONNX file needs --backend onnxruntime")
-        check_precision(precision, backend, torch.device(device).type)
         from isegm.inference.onnx_backend import OnnxModel
 
         return OnnxModel.from_file(checkpoint, int8=precision == "int8")
