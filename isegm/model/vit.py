@@ -38,14 +38,12 @@ class PatchEmbed(nn.Module):
         w = self.proj.weight
         if p == self.patch_size:
             return w
-        if torch.compiler.is_compiling():
-            # export/compile: no data pointers and no pseudo-inverse op in a graph; the kernel
-            # is a constant computed before the trace (``freeze_kernels``)
-            if p not in self._frozen:
-                raise RuntimeError(f"patch size {p}: call freeze_kernels({p}) before tracing")
-            return self._frozen[p]
         if torch.is_grad_enabled() and w.requires_grad:
             return pi_resize_kernel(w, (p, p))
+        if torch.compiler.is_compiling():
+            # a trace has no data pointers (the cache key) and ONNX no pseudo-inverse: the
+            # kernel frozen before the trace (``freeze_kernels``), else computed in the graph
+            return self._frozen[p] if p in self._frozen else pi_resize_kernel(w, (p, p))
         key = (p, w.data_ptr(), w._version, w.dtype, w.device)
         if key not in self._kernels:
             self._kernels = {k: v for k, v in self._kernels.items() if k[0] != p}
