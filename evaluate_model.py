@@ -11,10 +11,12 @@ comma-separated list, a folder of ``*.pth`` or ``--exp-path``; default: the buil
 (``--inference_size``), averages with the flipped input and optionally runs cascade-forward
 refinement (``--cf-n/--acf/--cf-click``). One table row is printed per model x dataset.
 ``--batch-size N`` runs N objects in lockstep, one batched forward per click step, with the
-results of N = 1 (``isegm/inference/lockstep.py``); ``--precision bf16/fp16`` autocasts the
-network on CUDA. ``torchrun --nproc_per_node K evaluate_model.py ...`` (or ``--nproc K`` on one
-machine, gloo) shares the samples out over K processes; rank 0 merges their per-sample logs
-into the files of one process (``isegm/inference/sharding.py``).
+results of N = 1 (``isegm/inference/lockstep.py``); ``--precision bf16|fp16|int8`` and
+``--backend onnxruntime`` run the network in another precision or through ONNX where the
+device and processor offer it (``isegm/inference/backends_cli.py``, ``backends.py``).
+``torchrun --nproc_per_node K evaluate_model.py ...`` (or ``--nproc K`` on one machine, gloo)
+shares the samples out over K processes; rank 0 merges their per-sample logs into the files of
+one process (``isegm/inference/sharding.py``).
 
 Output: a run folder under ``--logs-path`` (default ``<EXPS_PATH>/evaluation_logs``) whose name
 is fixed by the checkpoints, the datasets and the options that change the results, holding

@@ -25,6 +25,7 @@ with random weights it only shows that the numbers move).
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import logging
 import os
@@ -74,7 +75,12 @@ def bench_one(ev, model_spec: tuple, grabcut: Path, images: int, clicks: int, th
     flags += ["--cpu"] if device.type == "cpu" else ["--gpus", str(device.index or 0)]
     args = ev.parse_args(["--iou-analysis", "--n-clicks", str(clicks), *flags])
     dataset = ev.get_eval_dataset("GrabCut", {}, path_override=grabcut)
-    predictor = ev.build_predictor(model, device, args, "GrabCut")
+    from isegm.inference.backends import with_precision
+
+    # bf16/fp16 cast the Linear weights of the model they get: a copy, the next row needs fp32
+    net = with_precision(model if precision == "fp32" else copy.deepcopy(model), precision,
+                         device)
+    predictor = ev.build_predictor(net, device, args, "GrabCut")
 
     net_time = [0.0]
     calls = [0]
@@ -153,7 +159,7 @@ def main(argv=None) -> int:
         return 2
     import torch
 
-    from isegm.inference.lockstep import check_precision
+    from isegm.inference.backends_cli import check_precision
 
     try:
         batches, threads = _ints(a.batch_size), _ints(a.threads)
@@ -164,7 +170,7 @@ def main(argv=None) -> int:
             raise ValueError("--device cuda: CUDA is not available")
         precisions = [x.strip() for x in a.precision.split(",") if x.strip()]
         for prec in precisions:
-            check_precision(prec, device)
+            check_precision(prec, "torch", device.type)
     except (ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

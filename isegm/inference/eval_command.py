@@ -19,6 +19,7 @@ from isegm.data.eval_registry import (
     unknown_dataset_names,
 )
 from isegm.inference import eval_settings
+from isegm.inference.backends_cli import PRECISIONS, add_precision_arguments, check_precision
 from isegm.inference.clicker import CLICK_MODES
 from isegm.inference.refine import REFINE_CHOICES
 from isegm.inference.utils import DEFAULT_MODEL_FILE
@@ -35,7 +36,6 @@ __all__ = ["MODES", "PRECISIONS", "REFERENCE_MODES", "UsageError", "build_parser
 logger = logging.getLogger("evaluate_model")
 
 MODES = ("NoBRS",)
-PRECISIONS = ("fp32", "bf16", "fp16")  # --precision (isegm/inference/lockstep.py)
 REFERENCE_MODES = ("RGB-BRS", "DistMap-BRS", "f-BRS-A", "f-BRS-B", "f-BRS-C", "SAM", "HQSAM",
                    "HQSAM_CUSTOM", "HQSAM_BASE", "SAM_BASE")
 
@@ -134,9 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_at_least_one, default=1,
                    help="objects evaluated in lockstep, one batched forward per click step "
                         "(default 1); results equal those of 1 (isegm/inference/lockstep.py)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="network precision: autocast to bf16/fp16 on CUDA (fp16 needs CUDA; "
-                        "bf16 on the CPU warns); default fp32")
+    add_precision_arguments(p, cuda=True)  # --precision, --backend (backends_cli.py)
     p.add_argument("--nproc", type=int, default=1,
                    help="evaluation processes on this machine (gloo; the samples are shared "
                         "out, rank 0 writes the results of one process; "
@@ -188,6 +186,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              f"{', '.join(REFINE_CHOICES)}")
         if mode not in args.refine_modes:
             args.refine_modes.append(mode)
+    if args.cpu or args.backend != "torch":  # the device is known: answer before torch loads
+        try:
+            check_precision(args.precision, args.backend, "cpu" if args.cpu else "cuda")
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     args.dataset_names = list(dict.fromkeys(n.strip() for n in args.datasets.split(",")
                                             if n.strip()))
     if not args.dataset_names:

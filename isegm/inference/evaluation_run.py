@@ -24,7 +24,9 @@ import torch
 
 from isegm.data.base import DatasetError
 from isegm.data.datasets import EVAL_DATASETS, get_eval_dataset
-from isegm.inference import eval_settings, lockstep, sharding
+from isegm.inference import eval_settings, sharding
+from isegm.inference.backends import with_precision
+from isegm.inference.backends_cli import check_precision
 from isegm.inference.checkpoint_selection import (
     checkpoint_fingerprint,
     inference_size,
@@ -114,7 +116,7 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
         cv2.setNumThreads(args.threads)
     device = choose_device(args)
     try:
-        lockstep.check_precision(args.precision, device)
+        check_precision(args.precision, args.backend, device.type)
     except ValueError as e:
         raise UsageError(str(e)) from None
     files = resolve_checkpoints(args, cfg, repo)
@@ -221,6 +223,7 @@ def run_evaluation(args: argparse.Namespace, repo: Path, emit: Callable[[str], N
                    "inference_size": args.inference_sizes[entry],
                    "refine": refine,
                    "precision": args.precision,
+                   "backend": args.backend,
                    "inference_size_from": "--inference_size" if args.inference_size
                    else "checkpoint"}
             rows.append(row)
@@ -264,6 +267,12 @@ def _load_model(path: Path | str, device: torch.device, args: argparse.Namespace
         load_is_model(path, device, variant=args.variant)
     family, settings = eval_settings.settings_for_checkpoint(path, model, args.explicit_settings)
     eval_settings.apply_to_model(model, settings)
+    if not is_grabcut(path):  # --precision / --backend (the settings are applied first)
+        try:
+            model = with_precision(model, args.precision, device, args.backend,
+                                   size=args.inference_size, source=path)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     logger.info("%s: evaluation settings of family %s: %s", label, family, settings)
     return model, settings, {"family": family, **dataclasses.asdict(settings)}
 

@@ -36,15 +36,14 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from isegm.inference.batched import ForwardRequest, ForwardRunner, bucket_requests, forward_batch
+from isegm.inference.batched import ForwardRequest, ForwardRunner, bucket_requests
 from isegm.inference.clicker import Clicker
-from isegm.inference.eval_command import PRECISIONS
 from isegm.inference.evaluation import (
     Callback,
     SampleResult,
@@ -55,59 +54,13 @@ from isegm.inference.evaluation import (
 from isegm.inference.metrics import get_iou
 
 __all__ = [
-    "PRECISIONS",
-    "check_precision",
     "evaluate_dataset_batched",
     "object_protocol",
-    "precision_runner",
 ]
 
 logger = logging.getLogger(__name__)
 
-_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
 ObjectSteps = Generator[ForwardRequest, torch.Tensor, tuple[list, np.ndarray, np.ndarray]]
-
-
-# ------------------------------------------------------------------------------- precision
-def check_precision(precision: str, device: torch.device | str) -> None:
-    """Raises ValueError for a precision the device cannot run; warns for bf16 on the CPU.
-
-    fp16 autocast exists for CUDA only here (CPU fp16 kernels are slow or missing); bf16 on the
-    CPU runs but is rarely faster than fp32 and changes the numbers.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
-    kind = torch.device(device).type
-    if precision == "fp16" and kind != "cuda":
-        raise ValueError("--precision fp16 needs CUDA (on the CPU use fp32, or bf16)")
-    if precision == "bf16" and kind == "cpu":
-        logger.warning("--precision bf16 on the CPU: autocast to bfloat16 is usually not "
-                       "faster there, and the numbers differ from fp32")
-
-
-def precision_runner(
-    precision: str, device: torch.device | str, runner: ForwardRunner = forward_batch
-) -> ForwardRunner:
-    """``runner`` under autocast to ``precision`` (fp32: ``runner`` itself); see
-    :func:`check_precision` for what a device supports.
-
-    The logits come back in the dtype of the network input, so the inverse transforms,
-    thresholds and IoUs are computed as in an fp32 run; only the network runs in bf16/fp16.
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return runner
-    dtype = _AUTOCAST_DTYPES[precision]
-    kind = torch.device(device).type
-
-    def run(requests: Sequence[ForwardRequest]) -> list[torch.Tensor]:
-        with torch.autocast(device_type=kind, dtype=dtype):
-            out = runner(requests)
-        return [o.to(r.image_nd.dtype) for o, r in zip(out, requests)]
-
-    return run
 
 
 # -------------------------------------------------------------------------- one object

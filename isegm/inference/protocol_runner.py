@@ -33,7 +33,8 @@ def build_predictor(model: torch.nn.Module, device: torch.device, args: argparse
                     dataset_name: str = "",
                     settings: eval_settings.EvalSettings | None = None) -> NoBRSPredictor:
     """The NoBRS predictor of the evaluation (SPEC Part II §3.3, §4); ``settings`` default to
-    the project family's with the command line's explicit flags."""
+    the project family's with the command line's explicit flags. ``model`` runs at the
+    precision it was made ready for (:func:`isegm.inference.backends.with_precision`)."""
     if settings is None:
         explicit = eval_settings.explicit_settings(args)
         settings = eval_settings.resolve_settings(explicit["eval_family"] or eval_settings.PROJECT,
@@ -43,9 +44,7 @@ def build_predictor(model: torch.nn.Module, device: torch.device, args: argparse
         eval_settings.crop_side(size, dataset_name, settings), settings)
     return NoBRSPredictor(model, device, with_flip=True, zoom_in=zoom,
                           cascade_steps=args.cf_n, cascade_adaptive=args.acf,
-                          cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit,
-                          forward_runner=lockstep.precision_runner(
-                              getattr(args, "precision", "fp32"), device))
+                          cascade_clicks=args.cf_click, net_clicks_limit=args.clicks_limit)
 
 
 def sample_name(dataset: Any, index: int) -> str:

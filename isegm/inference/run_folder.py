@@ -56,6 +56,7 @@ def key_options(args: argparse.Namespace, labels: Sequence[str], fingerprints: S
         # not fp32 only, so fp32 runs keep the folders (and resume) of older versions
         **({"precision": args.precision} if getattr(args, "precision", "fp32") != "fp32"
            else {}),
+        **({"backend": args.backend} if getattr(args, "backend", "torch") != "torch" else {}),
     }
 
 

@@ -32,6 +32,7 @@ class PatchEmbed(nn.Module):
         self.patch_size = patch_size
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size)
         self._kernels: dict = {}
+        self._frozen: dict[int, Tensor] = {}
 
     def kernel(self, p: int) -> Tensor:
         w = self.proj.weight
@@ -39,11 +40,22 @@ class PatchEmbed(nn.Module):
             return w
         if torch.is_grad_enabled() and w.requires_grad:
             return pi_resize_kernel(w, (p, p))
+        if torch.compiler.is_compiling():
+            # a trace has no data pointers (the cache key) and ONNX no pseudo-inverse: the
+            # kernel frozen before the trace (``freeze_kernels``), else computed in the graph
+            return self._frozen[p] if p in self._frozen else pi_resize_kernel(w, (p, p))
         key = (p, w.data_ptr(), w._version, w.dtype, w.device)
         if key not in self._kernels:
             self._kernels = {k: v for k, v in self._kernels.items() if k[0] != p}
             self._kernels[key] = pi_resize_kernel(w.detach(), (p, p))
         return self._kernels[key]
+
+    def freeze_kernels(self, *sizes: int) -> None:
+        """Computes the kernels of ``sizes`` now, for a trace (ONNX export, compile) that
+        takes them as constants of the current weights."""
+        with torch.no_grad():
+            self._frozen = {p: self.kernel(p).detach().clone() for p in sizes
+                            if p != self.patch_size}
 
     def forward(self, x: Tensor, patch_size: int | None = None) -> Tensor:
         """``x [B, in, H, W]`` → tokens ``[B, (H/p)(W/p), C]`` in row-major order."""

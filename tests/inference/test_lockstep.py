@@ -28,10 +28,10 @@ from eval_run_checks import (  # tests/inference is on sys.path
 
 from isegm.data.datasets import get_eval_dataset
 from isegm.inference import eval_settings
+from isegm.inference.backends_cli import FORCE_ENV, cpu_precisions
 from isegm.inference.batched import forward_batch
-from isegm.inference.clicker import Click
 from isegm.inference.evaluation import evaluate_dataset
-from isegm.inference.lockstep import evaluate_dataset_batched, precision_runner
+from isegm.inference.lockstep import evaluate_dataset_batched
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.utils import load_is_model
 
@@ -157,13 +157,21 @@ def test_batched_run_resumes_with_another_batch_size(grabcut_dir, tmp_path, batc
 
 
 # -------------------------------------------------------------------------------- precision
-def test_precision_flags(grabcut_dir, tmp_path, batch1) -> None:
+def test_precision_flags(grabcut_dir, tmp_path, batch1, monkeypatch) -> None:
     code, _, err = _run(_args(grabcut_dir, tmp_path / "fp16", 1, 1) + ["--precision", "fp16"])
-    assert code == 2 and err.strip().splitlines() == [
-        "error: --precision fp16 needs CUDA (on the CPU use fp32, or bf16)"]
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: --precision fp16 needs CUDA; CPU precisions offered: fp32")
     assert not (tmp_path / "fp16").exists() or not any((tmp_path / "fp16").iterdir())
 
-    code, _, err = _run(_args(grabcut_dir, tmp_path / "bf16", 1, 2) + ["--precision", "bf16"])
+    bf16 = _args(grabcut_dir, tmp_path / "bf16", 1, 2) + ["--precision", "bf16"]
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    if not cpu_precisions()["bf16"]:  # refused in one line, unless forced
+        code, _, err = _run(bf16)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert "--precision bf16: this CPU has no fast bf16 instructions" in err
+        monkeypatch.setenv(FORCE_ENV, "1")
+    code, _, err = _run(bf16)
     assert code == 0, err
     run_dir = run_folder(tmp_path / "bf16")
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -172,23 +180,4 @@ def test_precision_flags(grabcut_dir, tmp_path, batch1) -> None:
     assert run_dir.name != batch1[0].name  # other numbers: another run folder
     ref = json.loads((batch1[0] / "summary.json").read_text())
     assert ref["rows"][0]["precision"] == "fp32" and "precision" not in ref["key_options"]
-
-
-def test_precision_runner_autocasts_the_network_only() -> None:
-    torch.manual_seed(0)
-    from isegm.model.build import build_model
-
-    model = build_model("mst_tiny_224").eval()
-    pred = _predictor(model, 224)
-    pred.set_input_image(np.random.default_rng(0).integers(0, 255, (96, 128, 3), np.uint8))
-    image_nd = torch.rand(2, 4, 128, 128)
-    clicks = [Click(True, (100.0, 80.0), 0), Click(False, (10.0, 20.0), 1)]
-    request = pred.prepare_forward(image_nd, [clicks, clicks], True)
-    fp32 = forward_batch([request])[0]
-    bf16 = precision_runner("bf16", "cpu")([request])[0]
-    assert precision_runner("fp32", "cpu") is forward_batch
-    assert bf16.dtype == torch.float32 and bf16.shape == fp32.shape
-    diff = (bf16 - fp32).abs().max().item()
-    assert 0 < diff < 0.25 * fp32.abs().max().item() + 0.1
-    with pytest.raises(ValueError, match="precision"):
-        precision_runner("fp8", "cpu")
+    assert ref["rows"][0]["backend"] == "torch" and "backend" not in ref["key_options"]
