@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from isegm.annotation import defaults
 from isegm.annotation.clicks import parse_clicks
 from isegm.annotation.errors import InputError
+from isegm.inference.backends_cli import add_precision_arguments, check_precision
 from isegm.inference.refine import add_refine_argument
 from isegm.utils.cli import (  # default_threads: re-exported (old path)
     ArgumentParser,
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--zoom-in", action=argparse.BooleanOptionalAction, default=True,
                         help="zoom in on the object after the first click (on)")
     add_refine_argument(parser)
+    add_precision_arguments(parser, cuda=True)
     add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
@@ -133,6 +135,11 @@ def _check_values(args: argparse.Namespace) -> None:
     if args.limit_longest_size < 0:
         raise InputError("--limit-longest-size must be >= 0 (0: no downscaling), got "
                          f"{args.limit_longest_size}")
+    if args.cpu:  # otherwise the device, and so this check, waits for torch
+        try:
+            check_precision(args.precision, args.backend, "cpu")
+        except ValueError as e:
+            raise InputError(str(e)) from None
 
 
 def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> int:
@@ -190,6 +197,8 @@ def _run(args: argparse.Namespace, model: nn.Module | None) -> int:
             zoom_in=args.zoom_in,
             threshold=args.threshold,
             refine=args.refine,
+            precision=args.precision,
+            backend=args.backend,
         )
         predictor.set_image(image)
         mask, prob = predictor.predict(clicks, prev)

@@ -95,6 +95,20 @@ def test_module_commands_answer_before_torch(module: str, bad_type: list[str],
     assert len(lines) == 1 and lines[0].startswith(f"error: {bad_value[-2]} must be"), err
 
 
+@pytest.mark.parametrize("module,argv", [
+    ("isegm.predict", ["--cpu", "--image", "a.png", "--clicks", "1,1,+", "--output", "o.png",
+                       "--precision", "fp16"]),
+    ("isegm.serve", ["--cpu", "--precision", "fp16"]),
+    ("isegm.serve", ["--cpu", "--precision", "fp16", "--backend", "onnxruntime"]),
+])
+def test_precision_the_cpu_lacks_is_refused_before_torch(module: str, argv: list[str]) -> None:
+    """Issue 25: a precision or backend the CPU does not offer is one line, before torch."""
+    code, heavy, err = _probe(module, argv, _PROBE_MODULE)
+    assert (code, heavy) == (2, "-"), err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "fp16" in lines[0], err
+
+
 @pytest.mark.parametrize("argv", [
     ["-m", "isegm.predict", "--image", "a.png", "--clicks", "1,1,+", "--output", "o.png",
      "--threshold", "abc"],

@@ -517,3 +517,39 @@ def test_cli_refine_option(image_path: Path, tiny_ckpt: Path, tmp_path: Path):
     proc = run_cli("--image", str(image_path), "--clicks", "1,1,+", "--output",
                    str(tmp_path / "x.png"), "--refine", "crf")
     assert proc.returncode == 2 and "invalid choice: 'crf'" in proc.stderr
+
+
+# --------------------------------------------------------------------------- precision / backend
+def test_cli_precision_the_cpu_lacks_is_one_line_before_torch(image_path: Path, tmp_path: Path):
+    """fp16 is CUDA-only: with --cpu it is refused before the model loads (exit 2)."""
+    proc = run_cli("--image", str(image_path), "--clicks", "1,1,+",
+                   "--output", str(tmp_path / "m.png"), "--precision", "fp16")
+    assert_one_line_error(proc, "--precision fp16", "CUDA")
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_session_int8_and_onnxruntime_follow_fp32(tiny_ckpt: Path, image: np.ndarray,
+                                                  tmp_path: Path, monkeypatch):
+    """The session runs the network as --precision / --backend ask: int8 swaps the Linear
+    layers for dynamically quantised ones and stays close to fp32; onnxruntime runs the
+    exported graph and agrees with eager fp32 to float rounding."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    from isegm.inference.onnx_backend import OnnxModel
+
+    monkeypatch.setenv("ISEGM_CACHE", str(tmp_path / "cache"))
+    clicks = [(120, 80, True), (200, 40, False)]
+    probs = {}
+    for name, kwargs in {"fp32": {}, "int8": {"precision": "int8"},
+                         "onnx": {"backend": "onnxruntime"}}.items():
+        p = Predictor(tiny_ckpt, device="cpu", refine="none", **kwargs)
+        if name == "int8":
+            assert any(isinstance(m, DynamicLinear) for m in p.model.modules())
+        if name == "onnx":
+            assert isinstance(p.model, OnnxModel)
+        p.set_image(image)
+        probs[name] = p.predict(clicks)[1]
+    assert list((tmp_path / "cache").rglob("*.onnx")), "the export was not cached"
+    assert np.abs(probs["onnx"] - probs["fp32"]).max() <= 1e-4
+    assert np.abs(probs["int8"] - probs["fp32"]).max() <= 0.1
+    assert np.abs(probs["int8"] - probs["fp32"]).mean() <= 0.01

@@ -10,10 +10,11 @@ from torch import nn
 
 from isegm.annotation.defaults import resolve_checkpoint
 from isegm.annotation.errors import DeviceError, InputError
+from isegm.inference.backends import load_inference_model, with_precision
 from isegm.inference.utils import load_is_model
 from isegm.utils.threads import default_threads
 
-__all__ = ["load_model", "select_device", "set_threads"]
+__all__ = ["load_model", "prepare_model", "select_device", "set_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +40,42 @@ def select_device(cpu: bool = False, gpu: int | None = None) -> torch.device:
     return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(checkpoint: str | Path | None, device: torch.device | str = "cpu") -> nn.Module:
-    """Loads a checkpoint (None: the built-in default) in eval mode on ``device``.
+def load_model(checkpoint: str | Path | None, device: torch.device | str = "cpu",
+               precision: str = "fp32", backend: str = "torch") -> nn.Module:
+    """Loads a checkpoint (None: the built-in default) in eval mode on ``device``, ready for
+    ``precision`` and ``backend`` (``--precision`` / ``--backend``; fp32 torch is the model as
+    saved).
 
     Raises:
         CheckpointError: one line naming the file and what is wrong with it.
+        InputError: a precision or backend this device or processor does not offer.
     """
     path = resolve_checkpoint(checkpoint)
-    model = load_is_model(path, device=device)
-    logger.info("loaded %s on %s", path, device)
+    if precision == "fp32" and backend == "torch":
+        model = load_is_model(path, device=device)
+    else:
+        try:
+            model = load_inference_model(path, device, precision=precision, backend=backend)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+    logger.info("loaded %s on %s (%s, %s)", path, device, precision, backend)
     return model
+
+
+def prepare_model(model: nn.Module, device: torch.device | str = "cpu",
+                  precision: str = "fp32", backend: str = "torch") -> nn.Module:
+    """A model given ready-made (scripting, tests) made ready for ``precision`` and ``backend``.
+
+    Raises:
+        InputError: a precision or backend this device or processor does not offer.
+    """
+    model = model.to(device).eval()
+    if precision == "fp32" and backend == "torch":
+        return model
+    try:
+        return with_precision(model, precision, device, backend)
+    except ValueError as e:
+        raise InputError(str(e)) from None
 
 
 def set_threads(threads: int | None) -> int:

@@ -39,7 +39,7 @@ from isegm.annotation.history import (
     snapshots_nbytes,
     strip_full_size,
 )
-from isegm.annotation.runtime import load_model
+from isegm.annotation.runtime import load_model, prepare_model
 from isegm.inference.batched import ForwardRunner
 from isegm.inference.clicker import Click, Clicker
 from isegm.inference.predictor import NoBRSPredictor
@@ -73,9 +73,12 @@ class Predictor:
         refine: graph-cut refinement of the network's maps (:mod:`isegm.inference.refine`):
             ``'grabcut'``, ``'none'``, or ``'auto'`` (default): on for the built-in default
             checkpoint, whose maps alone are coarse on photographs, off for any other.
+        precision, backend: how the network runs (``--precision fp32|bf16|fp16|int8``,
+            ``--backend torch|onnxruntime``; :mod:`isegm.inference.backends`).
 
     Raises:
         CheckpointError: the checkpoint is missing or unreadable.
+        InputError: a precision or backend this device or processor does not offer.
 
     Memory: besides the image (uint8, and float32 inside the network wrapper) and one
     full-resolution probability map, each click keeps only its network-resolution
@@ -100,6 +103,8 @@ class Predictor:
         forward_runner: ForwardRunner | None = None,
         history_limit: int = HISTORY_LIMIT,
         refine: str = "auto",
+        precision: str = "fp32",
+        backend: str = "torch",
     ) -> None:
         if limit_longest_size is not None and limit_longest_size < 0:
             raise InputError(f"limit_longest_size must be >= 0 (0: no downscaling), got "
@@ -107,9 +112,9 @@ class Predictor:
         self.device = torch.device(device)
         self.history_limit = max(1, int(history_limit))
         if isinstance(checkpoint, nn.Module):
-            self.model = checkpoint.to(self.device).eval()
+            self.model = prepare_model(checkpoint, self.device, precision, backend)
         else:
-            self.model = load_model(checkpoint, self.device)
+            self.model = load_model(checkpoint, self.device, precision, backend)
         cfg = getattr(self.model, "cfg", None)
         self.target_size = int(target_size or getattr(cfg, "img_size", 448))
         self.limit_longest_size = limit_longest_size or None

@@ -322,9 +322,8 @@ def list_photos(folder: str | Path) -> tuple[list[Path], list[Path]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: ``collect [--dest DIR] [--sources a,b] [--force]``, ``list``."""
-    from isegm.utils.config import DEFAULT_CONFIG_PATH, load_config
-
     from isegm.utils.cli import ArgumentParser
+    from isegm.utils.config import DEFAULT_CONFIG_PATH, load_config
 
     parser = ArgumentParser(prog="python -m isegm.data.photos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from isegm.inference.backends_cli import add_precision_arguments, check_precision
 from isegm.inference.refine import add_refine_argument
 from isegm.inference.utils import DEFAULT_MODEL_FILE
 from isegm.utils.cli import ArgumentParser, add_threads_argument
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--status-file", help="JSON status rewritten after every change (for scripts and tests)"
     )
     add_refine_argument(parser)
+    add_precision_arguments(parser, cuda=True)
     add_threads_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="log timings")
     return parser
@@ -74,6 +76,12 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
     for name in ("threshold", "alpha"):  # checked before torch and the model load
         if not 0.0 <= getattr(args, name) <= 1.0:
             sys.stderr.write(f"error: --{name} must be in [0, 1], got {getattr(args, name)}\n")
+            return 2
+    if args.cpu:  # otherwise the device, and so this check, waits for torch
+        try:
+            check_precision(args.precision, args.backend, "cpu")
+        except ValueError as e:
+            sys.stderr.write(f"error: {e}\n")
             return 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
@@ -96,6 +104,8 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
             zoom_in=args.zoom_in,
             threshold=args.threshold,
             refine=args.refine,
+            precision=args.precision,
+            backend=args.backend,
         )
         import tkinter as tk
 

@@ -98,7 +98,8 @@ def add_precision_arguments(parser: argparse.ArgumentParser, *, cuda: bool = Fal
     parser.add_argument(
         "--backend", choices=BACKENDS, default="torch",
         help="run the network with torch (default) or onnxruntime (CPU; fp32 or int8; a "
-             ".pth is exported to ONNX once and cached next to it, or give a .onnx file)")
+             ".pth is exported to ONNX once and cached in $ISEGM_CACHE or ~/.cache/isegm, or give "
+             "a .onnx file)")
 
 
 def check_precision(precision: str, backend: str = "torch", device_type: str = "cpu",

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from isegm.annotation.defaults import DEFAULT_CHECKPOINT, resolve_refine
 from isegm.annotation.errors import InputError
+from isegm.inference.backends_cli import add_precision_arguments, check_precision
 from isegm.inference.refine import add_refine_argument
 from isegm.serve.config import ServeConfig
 from isegm.serve.fetch import FetchError, normalize_origin
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zoom-in", action=argparse.BooleanOptionalAction, default=True,
                    help="zoom in on the object after the first click (on)")
     add_refine_argument(parser=p)  # the sessions' default; a session or a click may change it
+    add_precision_arguments(p, cuda=True)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -123,6 +125,8 @@ def _check_flags(args: argparse.Namespace) -> tuple[str, ...]:
     if args.limit_longest_size < 0:
         raise ValueError("--limit-longest-size must be >= 0 (0: no downscaling), got "
                          f"{args.limit_longest_size}")
+    if args.cpu:  # otherwise the device, and so this check, waits for torch
+        check_precision(args.precision, args.backend, "cpu")
     tokens = tuple(args.token or ())
     if any(not t for t in tokens):
         raise ValueError("--token must not be empty")
@@ -161,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         device = select_device(args.cpu, args.gpu)
         if args.threads:
             torch.set_num_threads(args.threads)
-        model = load_model(args.checkpoint, device)
+        model = load_model(args.checkpoint, device, args.precision, args.backend)
         refine = resolve_refine(args.refine, args.checkpoint)
     except (ValueError, CheckpointError, DeviceError, InputError) as e:
         sys.stderr.write(f"error: {e}\n")

@@ -39,6 +39,8 @@ def test_missing_image_and_bad_values(tmp_path: Path, capsys):
     assert "--threshold" in one_error_line(capsys)
     assert main(["--cpu", "--alpha", "3"], model=DiskNet()) == 2
     assert "--alpha" in one_error_line(capsys)
+    assert main(["--cpu", "--precision", "fp16"], model=DiskNet()) == 2
+    assert "--precision fp16" in one_error_line(capsys)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 only: Tk needs DISPLAY")
