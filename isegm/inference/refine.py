@@ -56,6 +56,7 @@ import cv2
 import numpy as np
 
 from isegm.inference.clicker import Click
+from isegm.inference.colour_model import fit_gmm, subsample
 from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
 
 __all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
@@ -91,11 +92,17 @@ class GraphCutRule:
     neighbours: int = 4
     roi_threshold: float = 0.2
     roi_margin: float = 0.25
+    colour_model: str = "hist"
+    gmm_components: int = 5
+    gmm_samples: int = 4000
+    engine: str = "maxflow"
 
     def __post_init__(self) -> None:
         if self.work_side < 16 or self.iterations < 1 or not 2 <= self.bins <= 64 or \
                 not 0 < self.clip < 0.5 or self.click_radius < 1 or self.smoothness < 0 or \
-                self.neighbours not in (4, 8) or self.roi_margin < 0:
+                self.neighbours not in (4, 8) or self.roi_margin < 0 or \
+                self.colour_model not in ("hist", "gmm") or self.gmm_components < 1 or \
+                self.gmm_samples < 10 or self.engine not in ("maxflow", "opencv"):
             raise ValueError(f"bad graph-cut refinement parameters: {self}")
 
 
@@ -139,6 +146,8 @@ class GraphCutRefiner:
         self.small_shape = small.shape[:2]
         q = (small.astype(np.int32) * self.rule.bins) >> 8
         self._bin = (q[..., 0] * self.rule.bins + q[..., 1]) * self.rule.bins + q[..., 2]
+        self._small = small
+        self._pixels = small.reshape(-1, 3).astype(np.float32)
         self._edges = _edge_weights(small.astype(np.float32), self.rule.smoothness)
 
     def refine(self, prob: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
@@ -172,15 +181,10 @@ class GraphCutRefiner:
             return prob  # a small object: the network's zoomed-in map is the better one
         prior = self._prior(np.clip(small_prob, rule.clip, 1 - rule.clip), small_clicks)
         hard = _click_labels(small_clicks, (sh, sw), rule.click_radius)
-        net_logit = rule.net_weight * np.log(prior / (1 - prior))
-        roi = self._roi(prior, hard)
-        edges = [e[roi] for e in self._edges[: rule.neighbours // 2]]
-        segment = np.zeros((sh, sw), bool)
-        weights_fg = prior
-        for _ in range(rule.iterations):
-            colour = rule.colour_weight * self._colour_log_odds(weights_fg, 1 - weights_fg)
-            segment[roi] = _min_cut((net_logit + colour)[roi], hard[roi], edges)
-            weights_fg = segment.astype(np.float32)
+        if rule.engine == "opencv":
+            segment = self._opencv_grabcut(prior, hard)
+        else:
+            segment = self._graph_cut(prior, hard)
         if rule.keep_connected:
             segment = _parts_with_positive_clicks(segment, small_clicks)
         out = segment.astype(np.float32)
@@ -190,6 +194,50 @@ class GraphCutRefiner:
         return out
 
     # ------------------------------------------------------------------ parts of the rule
+    def _graph_cut(self, prior: np.ndarray, hard: np.ndarray) -> np.ndarray:
+        """The iterated minimum cut of the network prior and the colour models."""
+        rule = self.rule
+        net_logit = rule.net_weight * np.log(prior / (1 - prior))
+        roi = self._roi(prior, hard)
+        edges = [e[roi] for e in self._edges[: rule.neighbours // 2]]
+        segment = np.zeros(prior.shape, bool)
+        weights_fg = prior
+        for _ in range(rule.iterations):
+            if rule.colour_model == "gmm":
+                colour = self._gmm_log_odds(weights_fg > 0.5, roi)
+            else:
+                colour = self._colour_log_odds(weights_fg, 1 - weights_fg)[roi]
+            segment[roi] = _min_cut(net_logit[roi] + rule.colour_weight * colour, hard[roi],
+                                    edges)
+            weights_fg = segment.astype(np.float32)
+        return segment
+
+    def _opencv_grabcut(self, prior: np.ndarray, hard: np.ndarray) -> np.ndarray:
+        """OpenCV's GrabCut from a trimap: prior > 0.5 probable foreground, the rest probable
+        background, the click disks definite (its GMMs and graph; no soft unaries)."""
+        mask = np.where(prior > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+        mask[hard == 1], mask[hard == 0] = cv2.GC_FGD, cv2.GC_BGD
+        if not np.isin(mask, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
+            return prior > 0.5
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)
+        cv2.grabCut(np.ascontiguousarray(self._small[..., ::-1]), mask, None, bgd, fgd,
+                    self.rule.iterations, cv2.GC_INIT_WITH_MASK)
+        return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+
+    def _gmm_log_odds(self, foreground: np.ndarray, roi: tuple[slice, slice]) -> np.ndarray:
+        """log P(colour | fg GMM) - log P(colour | bg GMM) in the box ``roi``; the mixtures are
+        fitted on a subsample of the whole image's pixels on each side of ``foreground``."""
+        flat = foreground.ravel()
+        models = []
+        for side in (flat, ~flat):
+            idx = np.flatnonzero(side)
+            idx = idx[subsample(len(idx), self.rule.gmm_samples)]
+            models.append(fit_gmm(self._pixels[idx], self.rule.gmm_components))
+        pixels = self._small[roi].reshape(-1, 3).astype(np.float32)
+        odds = models[0].log_likelihood(pixels) - models[1].log_likelihood(pixels)
+        return odds.reshape(self._small[roi].shape[:2])
+
     def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
         rule = self.rule
         if rule.prior_radius <= 0 or len(clicks) > rule.prior_clicks or \
