@@ -15,7 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["ColourGMM", "fit_gmm", "subsample"]
+__all__ = ["ColourGMM", "fit_gmm", "quadratic_features", "subsample"]
 
 _RNG_SEED = 0
 _VARIANCE_FLOOR = 4.0  # (colour levels)^2: keeps a flat region's covariance invertible
@@ -32,18 +32,41 @@ class ColourGMM:
     log_norm: np.ndarray
 
     def log_likelihood(self, pixels: np.ndarray) -> np.ndarray:
-        """log p(colour) of each row of ``pixels`` [N, 3] (float32), as [N] float32."""
-        scores = self._component_scores(pixels)
+        """log p(colour) of each row of ``pixels`` [N, 3], as [N] float32."""
+        return self.log_likelihood_of(quadratic_features(pixels))
+
+    def log_likelihood_of(self, features: np.ndarray) -> np.ndarray:
+        """log p(colour) from :func:`quadratic_features` [10, N] (one matrix product for all
+        components: the refinement computes the features once per image)."""
+        scores = self._component_scores(features)
         best = scores.max(0)
         return (best + np.log(np.exp(scores - best).sum(0))).astype(np.float32)
 
-    def _component_scores(self, pixels: np.ndarray) -> np.ndarray:
-        """[K, N] log(weight_k * N(pixel | component k))."""
-        scores = []
+    def _component_scores(self, features: np.ndarray) -> np.ndarray:
+        """[K, N] log(weight_k * N(pixel | component k)): the Mahalanobis distance expanded as
+        a quadratic form of the pixel, so every component is a row of one matrix product."""
+        rows = []
         for k in range(len(self.weights)):
-            d = (pixels - self.means[k]) @ self.inv_chol[k].T
-            scores.append(np.log(self.weights[k]) + self.log_norm[k] - 0.5 * (d * d).sum(1))
-        return np.stack(scores)
+            q = self.inv_chol[k].T.astype(np.float64) @ self.inv_chol[k].astype(np.float64)
+            mu = self.means[k].astype(np.float64) - _CENTRE
+            qmu = q @ mu
+            maha = [q[0, 0], q[1, 1], q[2, 2], q[0, 1], q[0, 2], q[1, 2],
+                    -2 * qmu[0], -2 * qmu[1], -2 * qmu[2], mu @ qmu]
+            rows.append(-0.5 * np.asarray(maha))
+            rows[-1][9] += np.log(self.weights[k]) + self.log_norm[k]
+        return np.asarray(rows, np.float32) @ features
+
+
+_CENTRE = 128.0
+
+
+def quadratic_features(pixels: np.ndarray) -> np.ndarray:
+    """[10, N] float32 monomials of the centred colours of ``pixels`` [N, 3]: c0², c1², c2²,
+    2c0c1, 2c0c2, 2c1c2, c0, c1, c2, 1 (see :meth:`ColourGMM.log_likelihood_of`)."""
+    c = np.asarray(pixels, np.float32).T - np.float32(_CENTRE)
+    return np.stack([c[0] * c[0], c[1] * c[1], c[2] * c[2], 2 * c[0] * c[1],
+                     2 * c[0] * c[2], 2 * c[1] * c[2], c[0], c[1], c[2],
+                     np.ones_like(c[0])])
 
 
 def subsample(count: int, max_samples: int) -> np.ndarray:
@@ -90,7 +113,8 @@ def fit_gmm(pixels: np.ndarray, components: int = 5, rounds: int = 2) -> ColourG
     criteria = (cv2.TERM_CRITERIA_MAX_ITER + cv2.TERM_CRITERIA_EPS, 10, 0.5)
     _, labels, _ = cv2.kmeans(pixels, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS)
     gmm = _from_assignment(pixels, labels.ravel(), k)
+    features = quadratic_features(pixels)
     for _ in range(rounds):
-        labels = gmm._component_scores(pixels).argmax(0)
+        labels = gmm._component_scores(features).argmax(0)
         gmm = _from_assignment(pixels, labels, k)
     return gmm

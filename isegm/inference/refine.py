@@ -56,7 +56,7 @@ import cv2
 import numpy as np
 
 from isegm.inference.clicker import Click
-from isegm.inference.colour_model import fit_gmm, subsample
+from isegm.inference.colour_model import fit_gmm, quadratic_features, subsample
 from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
 
 __all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
@@ -148,6 +148,8 @@ class GraphCutRefiner:
         self._bin = (q[..., 0] * self.rule.bins + q[..., 1]) * self.rule.bins + q[..., 2]
         self._small = small
         self._pixels = small.reshape(-1, 3).astype(np.float32)
+        self._features = quadratic_features(self._pixels).reshape(10, *small.shape[:2]) \
+            if self.rule.colour_model == "gmm" else None
         self._edges = _edge_weights(small.astype(np.float32), self.rule.smoothness)
 
     def refine(self, prob: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
@@ -217,8 +219,9 @@ class GraphCutRefiner:
         background, the click disks definite (its GMMs and graph; no soft unaries)."""
         mask = np.where(prior > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
         mask[hard == 1], mask[hard == 0] = cv2.GC_FGD, cv2.GC_BGD
-        if not np.isin(mask, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
-            return prior > 0.5
+        if not np.isin(mask, (cv2.GC_BGD, cv2.GC_PR_BGD)).any() or \
+                not np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).any():
+            return prior > 0.5  # GrabCut needs samples of both sides
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)
         cv2.grabCut(np.ascontiguousarray(self._small[..., ::-1]), mask, None, bgd, fgd,
@@ -234,9 +237,11 @@ class GraphCutRefiner:
             idx = np.flatnonzero(side)
             idx = idx[subsample(len(idx), self.rule.gmm_samples)]
             models.append(fit_gmm(self._pixels[idx], self.rule.gmm_components))
-        pixels = self._small[roi].reshape(-1, 3).astype(np.float32)
-        odds = models[0].log_likelihood(pixels) - models[1].log_likelihood(pixels)
-        return odds.reshape(self._small[roi].shape[:2])
+        features = self._features[(slice(None), *roi)]
+        shape = features.shape[1:]
+        features = features.reshape(10, -1)
+        return (models[0].log_likelihood_of(features) -
+                models[1].log_likelihood_of(features)).reshape(shape)
 
     def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
         rule = self.rule
