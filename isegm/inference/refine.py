@@ -7,24 +7,27 @@ with a graph cut (Xu et al., Deep Interactive Object Selection 2016; Deep GrabCu
 combines the two. The rule (:data:`DEFAULT_RULE`), applied after every click to the map the
 network made for that click:
 
-* **small objects are left to the network**: when under 0.5 % of the image is above 0.5 in the
+* **small objects are left to the network**: when under 1 % of the image is above 0.5 in the
   network's map (``min_object_fraction``), its map is returned as it is. The network zooms in on
   such objects (ZoomIn) and sees them sharper than the cut does;
 * the image is processed at a longest side of 400 px (``work_side``; area downscaling, smaller
   images as they are); the cut is upsampled bilinearly;
-* **prior**: the network's probability, clipped to [0.1, 0.9] (``clip``: the colour model can
-  overrule a confident network). At the first click
-  (``prior_clicks``), when the network's object covers at least 3 % of the image
-  (``prior_min_fraction``: a large object, which the first map covers only in part), the pixels
-  within 0.25 x the longest side of the click (``prior_radius``; and nearer to a positive than
-  to a negative click) get at least 0.6 (``prior_value``), so the colour model can claim the
-  rest of the object: the classical GrabCut's first-click rule, made soft;
-* **colour model**: foreground and background colour histograms (16 bins per RGB channel,
-  ``bins``), weighted by the prior and by 1 - prior, blurred over neighbouring bins, then
-  re-estimated from the cut: ``iterations`` = 3 cuts, as GrabCut re-estimates its GMMs;
-* **unaries**: the log-odds ``logit(prior) + log(P(colour|fg) / P(colour|bg))`` (weights
-  ``net_weight``, ``colour_weight`` = 1); the clicked pixels (``click_radius`` = 1 px) are hard
-  constraints: a wider disk swallows thin and small objects;
+* **prior**: the network's probability, clipped to [0.2, 0.8] (``clip``: the colour model can
+  overrule the network where it is unsure or wrong). At the first click (``prior_clicks``),
+  when the network's object covers at least 3 % of the image (``prior_min_fraction``: a large
+  object, which the first map covers only in part), the pixels within 0.25 x the longest side
+  of the click (``prior_radius``; and nearer to a positive than to a negative click) get at
+  least 0.6 (``prior_value``), so the colour model can claim the rest of the object: the
+  classical GrabCut's first-click rule, made soft;
+* **colour model** (``colour_model = "gmm"``, :mod:`isegm.inference.colour_model`): GrabCut's
+  two Gaussian mixtures of 5 full-covariance components (``gmm_components``), one for the
+  pixels above 0.5 in the prior and one for the rest of the image, each fitted on at most 4000
+  evenly spread pixels (``gmm_samples``) by seeded k-means and two assignment rounds; then
+  re-fitted to the cut: ``iterations`` = 3 cuts, as GrabCut re-estimates its GMMs. (The earlier
+  rule, ``colour_model = "hist"``: weighted 16-bin-per-channel histograms, ``bins``);
+* **unaries**: ``net_weight * logit(prior) + colour_weight * log(P(colour|fg) / P(colour|bg))``
+  with ``net_weight`` = 1 and ``colour_weight`` = 0.5; the clicked pixels (``click_radius`` =
+  1 px) are hard constraints: a wider disk swallows thin and small objects;
 * **pairwise**: GrabCut's contrast-sensitive Potts term on the 4-neighbourhood
   (``neighbours``), ``25 * exp(-beta |c_i - c_j|^2)`` (``smoothness``) with ``beta`` from the
   image's mean squared neighbour difference; PyMaxflow's minimum cut (Boykov-Kolmogorov);
@@ -32,6 +35,10 @@ network made for that click:
   positive clicks) grown by a quarter of its size (``roi_margin``); outside it is background;
 * **connectivity**: only the connected parts of the cut that contain a positive click are
   kept (a same-coloured patch elsewhere is not the object).
+
+Options kept for the validation script, off in the rule: ``engine = "opencv"`` (OpenCV's
+``cv2.grabCut`` from the trimap prior > 0.5, no soft unaries), ``prior_clip`` and
+``prior_colour_weight`` (another clip and colour weight at the first click).
 
 The refinement is a pure function of (image, network map, clicks): it keeps no state between
 clicks, so undo, reset and lockstep evaluation need nothing from it, and the network gets its
@@ -76,9 +83,9 @@ class GraphCutRule:
     chosen on the validation scenes."""
 
     work_side: int = 400
-    clip: float = 0.1
+    clip: float = 0.2
     net_weight: float = 1.0
-    colour_weight: float = 1.0
+    colour_weight: float = 0.5
     smoothness: float = 25.0
     iterations: int = 3
     bins: int = 16
@@ -87,15 +94,17 @@ class GraphCutRule:
     prior_value: float = 0.6
     prior_clicks: int = 1
     prior_min_fraction: float = 0.03
-    min_object_fraction: float = 0.005
+    min_object_fraction: float = 0.01
     keep_connected: bool = True
     neighbours: int = 4
     roi_threshold: float = 0.2
     roi_margin: float = 0.25
-    colour_model: str = "hist"
+    colour_model: str = "gmm"
     gmm_components: int = 5
     gmm_samples: int = 4000
     engine: str = "maxflow"
+    prior_clip: float = 0.0
+    prior_colour_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.work_side < 16 or self.iterations < 1 or not 2 <= self.bins <= 64 or \
@@ -111,7 +120,7 @@ DEFAULT_RULE = GraphCutRule()
 
 def refine_fingerprint(rule: GraphCutRule = DEFAULT_RULE) -> str:
     """A short hash of the rule: evaluation run keys change when the rule does."""
-    text = "graphcut-refine-v1:" + repr(dataclasses.astuple(rule))
+    text = "graphcut-refine-v2:" + repr(dataclasses.astuple(rule))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -181,12 +190,18 @@ class GraphCutRefiner:
         if rule.min_object_fraction > 0 and \
                 (small_prob > 0.5).mean() < rule.min_object_fraction:
             return prob  # a small object: the network's zoomed-in map is the better one
-        prior = self._prior(np.clip(small_prob, rule.clip, 1 - rule.clip), small_clicks)
+        first = self._first_click_prior_applies(small_prob, small_clicks)
+        clip = rule.prior_clip if first and rule.prior_clip > 0 else rule.clip
+        prior = np.clip(small_prob, clip, 1 - clip)
+        if first:
+            prior = self._prior(prior, small_clicks)
+        colour_weight = rule.prior_colour_weight if first and rule.prior_colour_weight > 0 \
+            else rule.colour_weight
         hard = _click_labels(small_clicks, (sh, sw), rule.click_radius)
         if rule.engine == "opencv":
             segment = self._opencv_grabcut(prior, hard)
         else:
-            segment = self._graph_cut(prior, hard)
+            segment = self._graph_cut(prior, hard, colour_weight)
         if rule.keep_connected:
             segment = _parts_with_positive_clicks(segment, small_clicks)
         out = segment.astype(np.float32)
@@ -196,7 +211,8 @@ class GraphCutRefiner:
         return out
 
     # ------------------------------------------------------------------ parts of the rule
-    def _graph_cut(self, prior: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    def _graph_cut(self, prior: np.ndarray, hard: np.ndarray,
+                   colour_weight: float) -> np.ndarray:
         """The iterated minimum cut of the network prior and the colour models."""
         rule = self.rule
         net_logit = rule.net_weight * np.log(prior / (1 - prior))
@@ -209,7 +225,7 @@ class GraphCutRefiner:
                 colour = self._gmm_log_odds(weights_fg > 0.5, roi)
             else:
                 colour = self._colour_log_odds(weights_fg, 1 - weights_fg)[roi]
-            segment[roi] = _min_cut(net_logit[roi] + rule.colour_weight * colour, hard[roi],
+            segment[roi] = _min_cut(net_logit[roi] + colour_weight * colour, hard[roi],
                                     edges)
             weights_fg = segment.astype(np.float32)
         return segment
@@ -243,11 +259,14 @@ class GraphCutRefiner:
         return (models[0].log_likelihood_of(features) -
                 models[1].log_likelihood_of(features)).reshape(shape)
 
+    def _first_click_prior_applies(self, prob: np.ndarray,
+                                   clicks: list[tuple[float, float, bool]]) -> bool:
+        rule = self.rule
+        return rule.prior_radius > 0 and len(clicks) <= rule.prior_clicks and \
+            (prob > 0.5).mean() >= rule.prior_min_fraction
+
     def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
         rule = self.rule
-        if rule.prior_radius <= 0 or len(clicks) > rule.prior_clicks or \
-                (prior > 0.5).mean() < rule.prior_min_fraction:
-            return prior
         sh, sw = prior.shape
         ys, xs = np.ogrid[:sh, :sw]
 
