@@ -10,7 +10,9 @@ registered held-out splits instead (for the README table, after the rule is fixe
 
 Each variant is ``none`` (the network alone), ``classical`` (OpenCV GrabCut, no network) or
 ``grabcut[:field=value,...]`` (the refinement with :data:`DEFAULT_RULE`'s fields overridden).
-Prints NoC@85/90 and mIoU@1 per split and the mean NoC@90 over the splits.
+Prints NoC@85/90 and mIoU@1 per split and the mean NoC@90 over the splits. ``--cache FILE``
+keeps the network's maps per (image, clicks) between variants and runs (exact; the s/click of
+a variant then counts only the network passes it did not share).
 """
 from __future__ import annotations
 
