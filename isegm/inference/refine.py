@@ -37,7 +37,8 @@ network made for that click:
   kept (a same-coloured patch elsewhere is not the object).
 
 Options kept for the validation script, off in the rule: ``engine = "opencv"`` (OpenCV's
-``cv2.grabCut`` from the trimap prior > 0.5, no soft unaries), ``prior_clip`` and
+``cv2.grabCut`` from the trimap prior > 0.5, no soft unaries; ``"opencv-first"``: only at a first
+click that gets the prior), ``prior_clip`` and
 ``prior_colour_weight`` (another clip and colour weight at the first click).
 
 The refinement is a pure function of (image, network map, clicks): it keeps no state between
@@ -126,7 +127,7 @@ class GraphCutRule:
                 not 0 < self.clip < 0.5 or self.click_radius < 1 or self.smoothness < 0 or \
                 self.neighbours not in (4, 8) or self.roi_margin < 0 or \
                 self.colour_model not in ("hist", "gmm") or self.gmm_components < 1 or \
-                self.gmm_samples < 10 or self.engine not in ("maxflow", "opencv"):
+                self.gmm_samples < 10 or self.engine not in ("maxflow", "opencv", "opencv-first"):
             raise ValueError(f"bad graph-cut refinement parameters: {self}")
 
 
@@ -213,7 +214,7 @@ class GraphCutRefiner:
         colour_weight = rule.prior_colour_weight if first and rule.prior_colour_weight > 0 \
             else rule.colour_weight
         hard = _click_labels(small_clicks, (sh, sw), rule.click_radius)
-        if rule.engine == "opencv":
+        if rule.engine == "opencv" or (rule.engine == "opencv-first" and first):
             segment = self._opencv_grabcut(prior, hard)
         else:
             segment = self._graph_cut(prior, hard, colour_weight)
