@@ -222,3 +222,25 @@ def test_gmm_of_flat_or_tiny_samples_is_finite(pixels):
     gmm = fit_gmm(pixels.astype(np.float32), components=5)
     ll = gmm.log_likelihood(np.array([[128, 128, 128], [0, 255, 0]], np.float32))
     assert np.isfinite(ll).all() and ll[0] > ll[1]
+
+
+@pytest.mark.parametrize("overrides", [dict(colour_model="hist"), dict(engine="opencv"),
+                                       dict(engine="opencv-first")])
+def test_the_other_rule_options_also_grow_a_partial_map(overrides):
+    """The validation script's alternatives (histograms, OpenCV's GrabCut) still work."""
+    import dataclasses
+
+    image, mask = disc_scene()
+    ys, xs = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    partial = ((ys - 80) ** 2 + (xs - 90) ** 2 <= 20 ** 2).astype(np.float32) * 0.9 + 0.05
+    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, **overrides))
+    refiner.set_image(image)
+    out = refiner.refine(partial, [Click(True, (80, 90))])
+    assert iou(out > 0.5, mask) > 0.9
+
+
+def test_unknown_rule_options_are_refused():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="bad graph-cut refinement parameters"):
+        dataclasses.replace(DEFAULT_RULE, colour_model="svm")
