@@ -10,12 +10,15 @@ registered held-out splits instead (for the README table, after the rule is fixe
 
 Each variant is ``none`` (the network alone), ``classical`` (OpenCV GrabCut, no network) or
 ``grabcut[:field=value,...]`` (the refinement with :data:`DEFAULT_RULE`'s fields overridden).
-Prints NoC@85/90 and mIoU@1 per split and the mean NoC@90 over the splits.
+Prints NoC@85/90 and mIoU@1 per split and the mean NoC@90 over the splits. ``--cache FILE``
+keeps the network's maps per (image, clicks) between variants and runs (exact; the s/click of
+a variant then counts only the network passes it did not share).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -49,14 +52,40 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, overrides
 
 
-def make_predictor(variant: str, model: torch.nn.Module) -> object:
+class CachedNetwork:
+    """The network predictor with its maps remembered per (image, clicks): every variant
+    starts from the same network map for the same clicks, so only the clicks where variants
+    differ cost a network pass. Exact: the network's map is a function of the image and the
+    click sequence (its previous map included), restored with its states on a hit."""
+
+    def __init__(self, base: NoBRSPredictor, cache: dict) -> None:
+        self.base, self.cache = base, cache
+        self._image_key = ""
+
+    def set_input_image(self, image: np.ndarray) -> None:
+        self.base.set_input_image(image)
+        self._image_key = hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+    def get_prediction(self, clicker: object, prev_mask: object = None) -> np.ndarray:
+        key = (self._image_key, tuple((c.is_positive, *map(float, c.coords[:2]))
+                                      for c in clicker.get_clicks()))
+        hit = self.cache.get(key)
+        if hit is None:
+            prob = self.base.get_prediction(clicker, prev_mask)
+            hit = self.cache[key] = (prob.copy(), self.base.get_states())
+        else:
+            self.base.set_states(hit[1])
+        return hit[0].copy()
+
+
+def make_predictor(variant: str, model: torch.nn.Module, cache: dict) -> object:
     name, overrides = parse_variant(variant)
     if name == "classical":
         return GrabCutPredictor()
     settings = eval_settings.resolve_settings(eval_settings.PROJECT, {})
     zoom = eval_settings.make_zoom_in(eval_settings.crop_side(model.cfg.img_size, "", settings),
                                       settings)
-    base = NoBRSPredictor(model, "cpu", with_flip=True, zoom_in=zoom)
+    base = CachedNetwork(NoBRSPredictor(model, "cpu", with_flip=True, zoom_in=zoom), cache)
     if name == "none":
         return base
     if name != "grabcut":
@@ -81,10 +110,15 @@ def main() -> int:
                         help="the registered held-out PhotoScenes splits (reporting only)")
     parser.add_argument("--scales", default=",".join(SCALES))
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--cache", default=None,
+                        help="file that keeps the network's maps between runs (torch.save)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(REPO / "config.yml")
     model = load_is_model(args.checkpoint, "cpu")
+    cache: dict = {}
+    if args.cache and Path(args.cache).is_file():
+        cache = torch.load(args.cache, weights_only=False)
 
     datasets = []
     for kind in args.splits.split(","):
@@ -100,7 +134,7 @@ def main() -> int:
 
     print(f"| variant | {' | '.join(n + ' NoC85/90 mIoU@1' for n, _ in datasets)} | mean NoC@90 | s/click |")
     for variant in args.variants:
-        predictor = make_predictor(variant, model)
+        predictor = make_predictor(variant, model, cache)
         cells, noc90s, clicks, start = [], [], 0, time.perf_counter()
         for _, ds in datasets:
             n85, n90, first = [], [], []
@@ -116,6 +150,8 @@ def main() -> int:
         spc = (time.perf_counter() - start) / max(clicks, 1)
         print(f"| {variant} | {' | '.join(cells)} | {np.mean(noc90s):.2f} | {spc:.3f} |",
               flush=True)
+        if args.cache:
+            torch.save(cache, args.cache)
     return 0
 
 

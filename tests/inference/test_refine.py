@@ -197,3 +197,50 @@ def test_refined_predictor_refines_the_network_map():
     expected.set_image(image)
     np.testing.assert_array_equal(
         out, expected.refine(predictor.last_network_prob, clicker.get_clicks()))
+
+
+def test_gmm_colour_model_separates_colours_and_is_deterministic():
+    from isegm.inference.colour_model import fit_gmm
+
+    rng = np.random.default_rng(0)
+    red = rng.normal((200, 40, 40), 8, (500, 3))
+    yellow = rng.normal((220, 210, 30), 8, (500, 3))
+    blue = rng.normal((30, 60, 200), 8, (500, 3))
+    fg = fit_gmm(np.vstack([red, yellow]).astype(np.float32), components=5)
+    bg = fit_gmm(blue.astype(np.float32), components=5)
+    probes = np.array([[200, 40, 40], [220, 210, 30], [30, 60, 200]], np.float32)
+    odds = fg.log_likelihood(probes) - bg.log_likelihood(probes)
+    assert odds[0] > 5 and odds[1] > 5 and odds[2] < -5  # both object colours, not the bg
+    again = fit_gmm(np.vstack([red, yellow]).astype(np.float32), components=5)
+    np.testing.assert_array_equal(fg.means, again.means)
+
+
+@pytest.mark.parametrize("pixels", [np.full((50, 3), 128.0), np.zeros((1, 3)), np.zeros((0, 3))])
+def test_gmm_of_flat_or_tiny_samples_is_finite(pixels):
+    from isegm.inference.colour_model import fit_gmm
+
+    gmm = fit_gmm(pixels.astype(np.float32), components=5)
+    ll = gmm.log_likelihood(np.array([[128, 128, 128], [0, 255, 0]], np.float32))
+    assert np.isfinite(ll).all() and ll[0] > ll[1]
+
+
+@pytest.mark.parametrize("overrides", [dict(colour_model="hist"), dict(engine="opencv"),
+                                       dict(engine="opencv-first")])
+def test_the_other_rule_options_also_grow_a_partial_map(overrides):
+    """The validation script's alternatives (histograms, OpenCV's GrabCut) still work."""
+    import dataclasses
+
+    image, mask = disc_scene()
+    ys, xs = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    partial = ((ys - 80) ** 2 + (xs - 90) ** 2 <= 20 ** 2).astype(np.float32) * 0.9 + 0.05
+    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, **overrides))
+    refiner.set_image(image)
+    out = refiner.refine(partial, [Click(True, (80, 90))])
+    assert iou(out > 0.5, mask) > 0.9
+
+
+def test_unknown_rule_options_are_refused():
+    import dataclasses
+
+    with pytest.raises(ValueError, match="bad graph-cut refinement parameters"):
+        dataclasses.replace(DEFAULT_RULE, colour_model="svm")
