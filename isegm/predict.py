@@ -193,12 +193,7 @@ def _run(args: argparse.Namespace, model: nn.Module | None) -> int:
         predictor = Predictor(
             model if model is not None else args.checkpoint,
             device=device,
-            limit_longest_size=args.limit_longest_size,
-            zoom_in=args.zoom_in,
-            threshold=args.threshold,
-            refine=args.refine,
-            precision=args.precision,
-            backend=args.backend,
+            **defaults.session_options(args),
         )
         predictor.set_image(image)
         mask, prob = predictor.predict(clicks, prev)

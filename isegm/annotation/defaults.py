@@ -10,7 +10,7 @@ function that reads it lives in this module.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from isegm.annotation.errors import InputError
 from isegm.inference.refine import REFINE_CHOICES
@@ -28,6 +28,7 @@ __all__ = [
     "default_checkpoint_help",
     "resolve_checkpoint",
     "resolve_refine",
+    "session_options",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +86,13 @@ def resolve_refine(refine: str | None, checkpoint: CheckpointLike) -> str:
                          f"{', '.join(REFINE_CHOICES)}")
     return mode
 
+
+#: The command-line flags (``isegm.predict``, ``demo.py``) that are
+#: :class:`~isegm.annotation.session.Predictor` keywords of the same name.
+SESSION_FLAGS = ("limit_longest_size", "zoom_in", "threshold", "refine", "precision", "backend")
+
+
+def session_options(args: Any) -> dict[str, Any]:
+    """The parsed flags of :data:`SESSION_FLAGS` as ``Predictor`` keywords (one mapping for
+    both command lines, so a new session flag is passed the same way by each)."""
+    return {name: getattr(args, name) for name in SESSION_FLAGS}

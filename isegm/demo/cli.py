@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from isegm.annotation.defaults import session_options
     from isegm.annotation.errors import DeviceError, InputError
     from isegm.annotation.io import read_image
     from isegm.annotation.runtime import select_device, set_threads
@@ -100,12 +101,7 @@ def main(argv: Sequence[str] | None = None, model: nn.Module | None = None) -> i
         predictor = Predictor(
             model if model is not None else args.checkpoint,
             device=device,
-            limit_longest_size=args.limit_longest_size,
-            zoom_in=args.zoom_in,
-            threshold=args.threshold,
-            refine=args.refine,
-            precision=args.precision,
-            backend=args.backend,
+            **session_options(args),
         )
         import tkinter as tk
 

@@ -15,7 +15,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-__all__ = ["ColourGMM", "fit_gmm", "quadratic_features", "subsample"]
+__all__ = ["ColourGMM", "blur_histogram", "fit_gmm", "quadratic_features", "subsample"]
 
 _RNG_SEED = 0
 _VARIANCE_FLOOR = 4.0  # (colour levels)^2: keeps a flat region's covariance invertible
@@ -118,3 +118,15 @@ def fit_gmm(pixels: np.ndarray, components: int = 5, rounds: int = 2) -> ColourG
         labels = gmm._component_scores(features).argmax(0)
         gmm = _from_assignment(pixels, labels, k)
     return gmm
+
+
+def blur_histogram(hist: np.ndarray) -> np.ndarray:
+    """A [1, 2, 1] / 4 blur along each colour axis (neighbouring bins share their counts)."""
+    for axis in range(3):
+        padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in range(3)],
+                        mode="edge")
+        lo = np.take(padded, range(0, hist.shape[axis]), axis=axis)
+        mid = np.take(padded, range(1, hist.shape[axis] + 1), axis=axis)
+        hi = np.take(padded, range(2, hist.shape[axis] + 2), axis=axis)
+        hist = 0.25 * lo + 0.5 * mid + 0.25 * hi
+    return hist

@@ -79,8 +79,14 @@ import cv2
 import numpy as np
 
 from isegm.inference.clicker import Click
-from isegm.inference.colour_model import fit_gmm, quadratic_features, subsample
+from isegm.inference.colour_model import blur_histogram, fit_gmm, quadratic_features, subsample
 from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
+from isegm.inference.graph_cut import (
+    click_labels,
+    edge_weights,
+    min_cut,
+    parts_with_positive_clicks,
+)
 
 __all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
            "GraphCutRefiner",
@@ -90,7 +96,6 @@ logger = logging.getLogger(__name__)
 
 #: Values of the ``--refine`` options and the ``refine`` API field.
 REFINE_CHOICES = ("none", "grabcut")
-_HARD = 1e9  # capacity of a hard constraint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +180,7 @@ class GraphCutRefiner:
         self._pixels = small.reshape(-1, 3).astype(np.float32)
         self._features = quadratic_features(self._pixels).reshape(10, *small.shape[:2]) \
             if self.rule.colour_model == "gmm" else None
-        self._edges = _edge_weights(small.astype(np.float32), self.rule.smoothness)
+        self._edges = edge_weights(small.astype(np.float32), self.rule.smoothness)
 
     def refine(self, prob: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
         """The refined H×W float32 map in [0, 1] for the network map ``prob`` and the clicks
@@ -213,13 +218,13 @@ class GraphCutRefiner:
             prior = self._prior(prior, small_clicks)
         colour_weight = rule.prior_colour_weight if first and rule.prior_colour_weight > 0 \
             else rule.colour_weight
-        hard = _click_labels(small_clicks, (sh, sw), rule.click_radius)
+        hard = click_labels(small_clicks, (sh, sw), rule.click_radius)
         if rule.engine == "opencv" or (rule.engine == "opencv-first" and first):
             segment = self._opencv_grabcut(prior, hard)
         else:
             segment = self._graph_cut(prior, hard, colour_weight)
         if rule.keep_connected:
-            segment = _parts_with_positive_clicks(segment, small_clicks)
+            segment = parts_with_positive_clicks(segment, small_clicks)
         out = segment.astype(np.float32)
         if self.scale < 1:
             out = cv2.resize(out, (width, height), interpolation=cv2.INTER_LINEAR)
@@ -241,7 +246,7 @@ class GraphCutRefiner:
                 colour = self._gmm_log_odds(weights_fg > 0.5, roi)
             else:
                 colour = self._colour_log_odds(weights_fg, 1 - weights_fg)[roi]
-            segment[roi] = _min_cut(net_logit[roi] + colour_weight * colour, hard[roi],
+            segment[roi] = min_cut(net_logit[roi] + colour_weight * colour, hard[roi],
                                     edges)
             weights_fg = segment.astype(np.float32)
         return segment
@@ -319,97 +324,10 @@ class GraphCutRefiner:
         for weights in (weights_fg, weights_bg):
             hist = np.bincount(flat, weights=weights.ravel(), minlength=n).astype(np.float32)
             hist = hist.reshape((self.rule.bins,) * 3)
-            hist = _blur3(hist)
+            hist = blur_histogram(hist)
             hists.append((hist / max(float(hist.sum()), 1e-6)).ravel() + 1e-4 / n)
         log_ratio = np.log(hists[0]) - np.log(hists[1])
         return log_ratio[self._bin].astype(np.float32)
-
-
-def _blur3(hist: np.ndarray) -> np.ndarray:
-    """A [1, 2, 1] / 4 blur along each colour axis (neighbouring bins share their counts)."""
-    for axis in range(3):
-        padded = np.pad(hist, [(1, 1) if a == axis else (0, 0) for a in range(3)],
-                        mode="edge")
-        lo = np.take(padded, range(0, hist.shape[axis]), axis=axis)
-        mid = np.take(padded, range(1, hist.shape[axis] + 1), axis=axis)
-        hi = np.take(padded, range(2, hist.shape[axis] + 2), axis=axis)
-        hist = 0.25 * lo + 0.5 * mid + 0.25 * hi
-    return hist
-
-
-#: (dy, dx) of the four forward neighbours of the 8-neighbourhood.
-_OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
-
-
-def _edge_weights(image: np.ndarray, smoothness: float) -> list[np.ndarray]:
-    """Per-offset H×W capacities of GrabCut's contrast-sensitive pairwise term (an edge from
-    pixel (y, x) to (y + dy, x + dx); zero where the neighbour is outside the image)."""
-    height, width = image.shape[:2]
-    diffs = []
-    for dy, dx in _OFFSETS:
-        d = np.zeros((height, width), np.float32)
-        y0, y1 = 0, height - dy
-        x0, x1 = max(0, -dx), width - max(0, dx)
-        a = image[y0:y1, x0:x1]
-        b = image[y0 + dy:y1 + dy, x0 + dx:x1 + dx]
-        d[y0:y1, x0:x1] = ((a - b) ** 2).sum(axis=2)
-        valid = np.zeros((height, width), bool)
-        valid[y0:y1, x0:x1] = True
-        diffs.append((d, valid))
-    total = sum(float(d[v].sum()) for d, v in diffs)
-    count = sum(int(v.sum()) for _, v in diffs)
-    beta = 1.0 / (2.0 * total / count) if total > 0 else 0.0
-    out = []
-    for (d, valid), (dy, dx) in zip(diffs, _OFFSETS):
-        w = smoothness * np.exp(-beta * d) / np.hypot(dy, dx)
-        out.append(np.where(valid, w, 0).astype(np.float32))
-    return out
-
-
-def _structure(dy: int, dx: int) -> np.ndarray:
-    s = np.zeros((3, 3), np.float32)
-    s[1 + dy, 1 + dx] = 1
-    return s
-
-
-def _min_cut(log_odds: np.ndarray, hard: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
-    """Foreground pixels of the minimum cut: unary log-odds (positive: foreground), hard
-    labels (1 fg, 0 bg, -1 free), pairwise capacities per offset of :data:`_OFFSETS`."""
-    import maxflow  # PyMaxflow: imported here so that a plain evaluation does not need it
-
-    source = np.maximum(log_odds, 0).astype(np.float64)
-    sink = np.maximum(-log_odds, 0).astype(np.float64)
-    source[hard == 1], sink[hard == 1] = _HARD, 0
-    source[hard == 0], sink[hard == 0] = 0, _HARD
-    graph = maxflow.Graph[float]()
-    nodes = graph.add_grid_nodes(log_odds.shape)
-    for weights, (dy, dx) in zip(edges, _OFFSETS):
-        graph.add_grid_edges(nodes, weights=weights, structure=_structure(dy, dx),
-                             symmetric=True)
-    graph.add_grid_tedges(nodes, source, sink)
-    graph.maxflow()
-    return ~graph.get_grid_segments(nodes)  # True = source side = foreground
-
-
-def _click_labels(clicks: list[tuple[float, float, bool]], shape: tuple[int, int],
-                  radius: int) -> np.ndarray:
-    """1 / 0 in the disk of each positive / negative click (later clicks win), -1 elsewhere."""
-    labels = np.full(shape, -1, np.int8)
-    for y, x, positive in clicks:
-        cv2.circle(labels, (int(x), int(y)), radius, 1 if positive else 0, -1)
-    return labels
-
-
-def _parts_with_positive_clicks(segment: np.ndarray,
-                                clicks: list[tuple[float, float, bool]]) -> np.ndarray:
-    count, labels = cv2.connectedComponents(segment.astype(np.uint8), connectivity=8)
-    if count <= 2:
-        return segment
-    sh, sw = segment.shape
-    keep = {int(labels[min(int(y), sh - 1), min(int(x), sw - 1)])
-            for y, x, p in clicks if p}
-    keep.discard(0)
-    return np.isin(labels, list(keep)) if keep else segment
 
 
 class RefinedPredictor:
