@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 from isegm.annotation.errors import InputError
+from isegm.data.limits import DEFAULT_MAX_PIXELS  # the largest image the tools accept
 from isegm.inference.refine import REFINE_CHOICES
 from isegm.inference.utils import DEFAULT_MODEL_FILE, DEFAULT_MODEL_RECIPE
 
@@ -36,10 +37,6 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "weights" / DEFAULT_MODEL_FILE
 
 # The server's click cap: a longer list is refused (10,000 clicks ran for minutes).
 DEFAULT_MAX_CLICKS = 100
-# The largest image the tools accept (checked from its header). The same number as
-# isegm.data.io.DEFAULT_MAX_PIXELS (a test holds them equal), written here because importing
-# isegm.data.io imports torch (through isegm.data.base).
-DEFAULT_MAX_PIXELS = 25_000_000
 
 CheckpointLike = Union[str, Path, "nn.Module", None]
 

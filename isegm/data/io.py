@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .base import DatasetError
+from .limits import DATASET_MAX_PIXELS, DEFAULT_MAX_PIXELS
 
 __all__ = ["DATASET_MAX_PIXELS", "DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "IMAGE_FORMATS",
            "ImageRefused", "TooManyPixels", "UnsupportedImageFormat", "check_image_header",
@@ -31,12 +32,6 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", 
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 FORMAT_NAMES = "PNG, JPEG, BMP, TIFF or WebP"
 
-# Largest image accepted by the command line, the demo and the annotation server (--max-pixels):
-# a 25 Mpx RGB image is 75 MB decoded, its float probabilities 100 MB more.
-DEFAULT_MAX_PIXELS = 25_000_000
-# Dataset readers read trusted files, some of them high-resolution scans: a wider bound that
-# still stops a corrupt or hostile header from taking the machine's memory.
-DATASET_MAX_PIXELS = 200_000_000
 
 
 class ImageRefused(ValueError):

@@ -75,7 +75,7 @@ def test_old_server_import_path() -> None:
 
 
 def test_torch_free_limits_equal_the_image_readers() -> None:
-    """The tools' image limit is written where no torch loads; the readers' is the same."""
+    """One image limit (isegm/data/limits.py) for the tools, the readers and the server."""
     from isegm.annotation.defaults import DEFAULT_MAX_PIXELS
     from isegm.data.io import DEFAULT_MAX_PIXELS as readers_default
     from isegm.serve.config import ServeConfig
