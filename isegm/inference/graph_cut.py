@@ -1,13 +1,14 @@
 """The grid graph of the graph-cut refinement (:mod:`isegm.inference.refine`) and its minimum
 cut: GrabCut's contrast-sensitive pairwise capacities on the 8-neighbourhood, hard labels under
-the clicks, the cut itself (PyMaxflow) and the parts connected to a positive click."""
+the clicks, the cut itself (PyMaxflow; one graph per click, cut once per iteration) and the
+parts connected to a positive click."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["OFFSETS", "click_labels", "edge_weights", "min_cut", "parts_with_positive_clicks"]
+__all__ = ["OFFSETS", "GridCut", "click_labels", "edge_weights", "parts_with_positive_clicks"]
 
 HARD = 1e9  # capacity of a hard constraint
 
@@ -46,23 +47,50 @@ def _structure(dy: int, dx: int) -> np.ndarray:
     return s
 
 
-def min_cut(log_odds: np.ndarray, hard: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
-    """Foreground pixels of the minimum cut: unary log-odds (positive: foreground), hard
-    labels (1 fg, 0 bg, -1 free), pairwise capacities per offset of :data:`OFFSETS`."""
-    import maxflow  # PyMaxflow: imported here so that a plain evaluation does not need it
-
+def _terminal_capacities(log_odds: np.ndarray,
+                         hard: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     source = np.maximum(log_odds, 0).astype(np.float64)
     sink = np.maximum(-log_odds, 0).astype(np.float64)
     source[hard == 1], sink[hard == 1] = HARD, 0
     source[hard == 0], sink[hard == 0] = 0, HARD
-    graph = maxflow.Graph[float]()
-    nodes = graph.add_grid_nodes(log_odds.shape)
-    for weights, (dy, dx) in zip(edges, OFFSETS):
-        graph.add_grid_edges(nodes, weights=weights, structure=_structure(dy, dx),
-                             symmetric=True)
-    graph.add_grid_tedges(nodes, source, sink)
-    graph.maxflow()
-    return ~graph.get_grid_segments(nodes)  # True = source side = foreground
+    return source, sink
+
+
+class GridCut:
+    """One grid graph cut again and again with new unaries (the refinement's iterations).
+
+    The pairwise capacities are set once. A later :meth:`cut` adds only the change of the
+    terminal capacities and lets the Boykov-Kolmogorov max-flow reuse its search trees
+    (dynamic graph cuts, Kohli & Torr 2005): the same minimum cut as a fresh graph, with less
+    work once the colour models settle.
+    """
+
+    def __init__(self, shape: tuple[int, int], edges: list[np.ndarray]) -> None:
+        import maxflow  # PyMaxflow: imported here so that a plain evaluation does not need it
+
+        self._graph = maxflow.Graph[float]()
+        self._nodes = self._graph.add_grid_nodes(shape)
+        for weights, (dy, dx) in zip(edges, OFFSETS):
+            self._graph.add_grid_edges(self._nodes, weights=weights,
+                                       structure=_structure(dy, dx), symmetric=True)
+        self._terminals: tuple[np.ndarray, np.ndarray] | None = None
+
+    def cut(self, log_odds: np.ndarray, hard: np.ndarray) -> np.ndarray:
+        """Foreground pixels of the minimum cut: unary log-odds (positive: foreground), hard
+        labels (1 fg, 0 bg, -1 free)."""
+        source, sink = _terminal_capacities(log_odds, hard)
+        if self._terminals is None:
+            self._graph.add_grid_tedges(self._nodes, source, sink)
+            self._graph.maxflow()
+        else:
+            d_source, d_sink = source - self._terminals[0], sink - self._terminals[1]
+            changed = (d_source != 0) | (d_sink != 0)
+            if changed.any():  # else the graph, and so its cut, is the one cut last time
+                self._graph.add_grid_tedges(self._nodes, d_source, d_sink)
+                self._graph.mark_grid_nodes(self._nodes[changed])
+                self._graph.maxflow(reuse_trees=True)
+        self._terminals = (source, sink)
+        return ~self._graph.get_grid_segments(self._nodes)  # True = source side = foreground
 
 
 def click_labels(clicks: list[tuple[float, float, bool]], shape: tuple[int, int],

@@ -30,7 +30,8 @@ network made for that click:
   1 px) are hard constraints: a wider disk swallows thin and small objects;
 * **pairwise**: GrabCut's contrast-sensitive Potts term on the 4-neighbourhood
   (``neighbours``), ``25 * exp(-beta |c_i - c_j|^2)`` (``smoothness``) with ``beta`` from the
-  image's mean squared neighbour difference; PyMaxflow's minimum cut (Boykov-Kolmogorov);
+  image's mean squared neighbour difference; PyMaxflow's minimum cut (Boykov-Kolmogorov; the
+  iterations of a click cut one graph and reuse its search trees);
 * the cut runs in the box of the likely object (prior > 0.2, ``roi_threshold``, and the
   positive clicks) grown by a quarter of its size (``roi_margin``); outside it is background;
 * **connectivity**: only the connected parts of the cut that contain a positive click are
@@ -82,9 +83,9 @@ from isegm.inference.clicker import Click
 from isegm.inference.colour_model import blur_histogram, fit_gmm, quadratic_features, subsample
 from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
 from isegm.inference.graph_cut import (
+    GridCut,
     click_labels,
     edge_weights,
-    min_cut,
     parts_with_positive_clicks,
 )
 
@@ -241,13 +242,13 @@ class GraphCutRefiner:
         edges = [e[roi] for e in self._edges[: rule.neighbours // 2]]
         segment = np.zeros(prior.shape, bool)
         weights_fg = prior
+        graph = GridCut(net_logit[roi].shape, edges)  # one graph, cut once per iteration
         for _ in range(rule.iterations):
             if rule.colour_model == "gmm":
                 colour = self._gmm_log_odds(weights_fg > 0.5, roi)
             else:
                 colour = self._colour_log_odds(weights_fg, 1 - weights_fg)[roi]
-            segment[roi] = min_cut(net_logit[roi] + colour_weight * colour, hard[roi],
-                                    edges)
+            segment[roi] = graph.cut(net_logit[roi] + colour_weight * colour, hard[roi])
             weights_fg = segment.astype(np.float32)
         return segment
 
