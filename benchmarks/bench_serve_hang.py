@@ -35,7 +35,8 @@ results = []
 def predict(i):
     results.append(_timed(netloc, "POST", "/predict", json.dumps(ls_body(f"/data/{i}.png")).encode()))
 ts = [threading.Thread(target=predict, args=(i,)) for i in range(40)]
-for t in ts: t.start()
+for t in ts:
+    t.start()
 time.sleep(1.0)
 lat = []
 for _ in range(20):
@@ -43,7 +44,10 @@ for _ in range(20):
     assert s == 200
     lat.append(sec)
     time.sleep(0.2)
-for t in ts: t.join(60)
+for t in ts:
+    t.join(60)
 print(f"/health under 40 hanging downloads: median {1e3*statistics.median(lat):.1f} ms, max {1e3*max(lat):.1f} ms (20 calls)")
 print("predict statuses", Counter(s for s, _, _ in results), "longest", f"{max(x for _, x, _ in results):.1f} s")
-uv.should_exit = True; slow.close(); service.close()
+uv.should_exit = True
+slow.close()
+service.close()
