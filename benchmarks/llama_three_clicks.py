@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 #: (x, y, positive) in the 513x371 image: head, neck, background.
