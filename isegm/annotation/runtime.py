@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -72,6 +73,8 @@ def prepare_model(model: nn.Module, device: torch.device | str = "cpu",
     model = model.to(device).eval()
     if precision == "fp32" and backend == "torch":
         return model
+    if precision in ("bf16", "fp16") and backend == "torch":
+        model = copy.deepcopy(model)  # the autocast wrapper casts weights in place
     try:
         return with_precision(model, precision, device, backend)
     except ValueError as e:
