@@ -3,6 +3,7 @@ way, and that every path that shows masks (evaluation, lockstep, the annotation 
 the same refined maps."""
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -78,15 +79,35 @@ def test_large_images_are_cut_at_work_side_and_upsampled():
     assert out.shape == big_mask.shape and iou(out > 0.5, big_mask) > 0.95
 
 
-def test_small_objects_keep_the_network_map():
-    """Under 0.5 % of the image in the network's map: the zoomed-in network is left alone."""
+def test_small_objects_keep_the_network_map_after_the_first_click():
+    """Under 1 % of the image in the network's map at a later click: the zoomed-in network is
+    left alone."""
     image, _ = disc_scene()
     ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
     prob = np.where((ys - 80) ** 2 + (xs - 90) ** 2 <= 3 ** 2, 0.9, 0.05).astype(np.float32)
     assert (prob > 0.5).mean() < DEFAULT_RULE.min_object_fraction
     refiner = GraphCutRefiner()
     refiner.set_image(image)
-    np.testing.assert_array_equal(refiner.refine(prob, [Click(True, (80, 90))]), prob)
+    clicks = [Click(True, (80, 90)), Click(False, (10, 10))]
+    np.testing.assert_array_equal(refiner.refine(prob, clicks), prob)
+
+
+@pytest.mark.parametrize("core", [5, 20])
+def test_the_first_click_grows_the_network_core_to_the_object(core):
+    """At the first click, the network's object of any size (here 0.25 % or 4 % of the image)
+    seeds OpenCV's GrabCut, whose colour models claim the whole disc; with the second round's
+    rule (``first_click = "disk"``) the 0.25 % core stays the network's."""
+    image, mask = disc_scene()
+    ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
+    prob = np.where((ys - 80) ** 2 + (xs - 90) ** 2 <= core ** 2, 0.9, 0.05).astype(np.float32)
+    refiner = GraphCutRefiner()
+    refiner.set_image(image)
+    out = refiner.refine(prob, [Click(True, (80, 90))])
+    assert iou(out > 0.5, mask) > 0.95
+    old = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, first_click="disk"))
+    old.set_image(image)
+    if core == 5:
+        np.testing.assert_array_equal(old.refine(prob, [Click(True, (80, 90))]), prob)
 
 
 def test_the_first_click_prior_only_for_large_first_maps():
@@ -97,7 +118,8 @@ def test_the_first_click_prior_only_for_large_first_maps():
 
     image, _ = disc_scene()
     ys, xs = np.mgrid[:image.shape[0], :image.shape[1]]
-    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, colour_weight=0.0,
+    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, first_click="disk",
+                                                  colour_weight=0.0,
                                                   smoothness=1.0))
     refiner.set_image(image)
     prior_disk = (ys - 80) ** 2 + (xs - 90) ** 2 <= (0.25 * 200) ** 2
@@ -224,8 +246,8 @@ def test_gmm_of_flat_or_tiny_samples_is_finite(pixels):
     assert np.isfinite(ll).all() and ll[0] > ll[1]
 
 
-@pytest.mark.parametrize("overrides", [dict(colour_model="hist"), dict(engine="opencv"),
-                                       dict(engine="opencv-first")])
+@pytest.mark.parametrize("overrides", [dict(colour_model="hist", first_click="disk"),
+                                       dict(engine="opencv"), dict(first_click="disk")])
 def test_the_other_rule_options_also_grow_a_partial_map(overrides):
     """The validation script's alternatives (histograms, OpenCV's GrabCut) still work."""
     import dataclasses
