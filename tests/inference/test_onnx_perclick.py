@@ -24,15 +24,16 @@ from isegm.inference.backends import load_inference_model, with_precision
 from isegm.inference.clicker import Clicker
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.utils import load_is_model
-from tests.inference.test_precision import (  # noqa: F401 (inputs: the fixture)
-    BOUNDS,
-    BRANCHES,
-    _case,
-    _default_or_skip,
-    inputs,
-)
+from tests.inference.test_precision import BOUNDS, BRANCHES, _case, _default_or_skip
 
 pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def inputs(parity_dir):
+    """The parity inputs (two GrabCut images at 448, 3 and 5 clicks), as test_precision's."""
+    data = torch.load(parity_dir / "inputs.pt", weights_only=True)
+    return data["image_u8"].float() / 255, data["points"].float()
 
 
 @pytest.fixture(scope="module")
