@@ -22,6 +22,7 @@ import torch
 
 from isegm.inference.backends import load_inference_model, with_precision
 from isegm.inference.clicker import Clicker
+from isegm.inference.onnx_backend import OnnxEmbeddedModel
 from isegm.inference.predictor import NoBRSPredictor
 from isegm.inference.utils import load_is_model
 from tests.inference.test_precision import BOUNDS, BRANCHES, _case, _default_or_skip
@@ -85,7 +86,7 @@ def test_onnx_pair_per_click_matches_eager(name, parity_dir, inputs, onnx_cache,
     if name != "default":
         request.applymarker(pytest.mark.slow)
     eager, net, image, points = _export(name, parity_dir, inputs)
-    assert type(net).__name__ == "OnnxEmbeddedModel" and list(net.parameters()) == []
+    assert isinstance(net, OnnxEmbeddedModel) and list(net.parameters()) == []
     assert net.path.name.endswith(".clicks.onnx")
     emb = net.encode_image(image[:, :3])
     assert set(emb) >= {"x", "grid", "size"} and not any(k.startswith("pos") for k in emb)
