@@ -182,15 +182,18 @@ class OnnxEmbeddedModel(OnnxModel):
 
     ``path`` is the click graph (``*.clicks.onnx``); its encoder lies beside it. An embedding
     holds the encoder outputs (batched in dim 0, the names of the torch model's entries), the
-    side facts ``grid`` and ``size`` (the graph side, as torch's ``size``) and ``input_size``
-    (the side of the input it was made from, when it was resized to the graph's side); the
-    shared position embeddings are constants of the click graph, not entries.
+    side facts ``grid`` and ``size`` (of the graph's side, as torch's) and ``input_size`` (the
+    input's ``(H, W)``, which differs from ``size`` when the input was resized to the graph's
+    side); the shared position embeddings are constants of the click graph, not entries.
     """
 
     _GRAPH = "clicks"
 
     def _open(self, path: str | Path) -> Any:
-        return self._session(encoder_file(path)), self._session(path)
+        """(encoder session, click session, the side facts ``grid`` / ``size`` of the pair)."""
+        static = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in read_facts(path)["static"].items()}
+        return self._session(encoder_file(path)), self._session(path), static
 
     def _export(self, size: int) -> Path:
         assert self._torch_model is not None
@@ -205,8 +208,7 @@ class OnnxEmbeddedModel(OnnxModel):
                                                                         (side, side)))})
         emb: dict[str, Any] = {k: torch.from_numpy(v).to(rgb.device)
                                for k, v in zip(self.facts["entries"], out)}
-        emb.update({k: tuple(v) if isinstance(v, list) else v
-                    for k, v in self.facts["static"].items()})
+        emb.update(self._sessions[side][2])
         emb.update(size=(side, side), input_size=hw)
         return emb
 

@@ -101,6 +101,25 @@ def test_onnx_pair_per_click_matches_eager(name, parity_dir, inputs, onnx_cache,
     assert one.abs().max().item() <= 1e-4
 
 
+@pytest.mark.slow
+def test_onnx_pair_exports_another_side_on_first_use(onnx_cache):
+    """A square input of another side: the pair is exported for it (the torch model is at
+    hand), with that side's grid, and matches eager at that side."""
+    path = _default_or_skip()
+    eager = load_is_model(path)
+    net = with_precision(load_is_model(path), "fp32", "cpu", "onnxruntime", source=path)
+    torch.manual_seed(0)
+    image = torch.rand(2, 4, 256, 256)
+    points = torch.tensor([[[40.0, 200.0, 0.0], [-1, -1, -1], [120.0, 30.0, 1.0],
+                            [-1, -1, -1]]] * 2)
+    emb = net.encode_image(image[:, :3])
+    assert sorted(net._sessions) == [224, 256]
+    assert emb["size"] == emb["input_size"] == (256, 256)
+    assert emb["grid"] == eager.encode_image(image[:, :3])["grid"] == (16, 16)
+    diff = (_per_click(net, image, points) - _per_click(eager, image, points)).abs().max()
+    assert diff.item() <= 1e-4
+
+
 @pytest.mark.parity
 def test_onnx_pair_int8_within_bounds(parity_dir, inputs, onnx_cache):
     """int8: both graphs dynamically quantised; the per-click path stays within the int8
@@ -123,9 +142,8 @@ def _grabcut(grabcut_dir: Path, name: str = "llama", side: int = 224):
     training size, so torch and the graph see the same input)."""
     if not grabcut_dir.is_dir():
         pytest.skip(f"GrabCut not found at {grabcut_dir}")
-    bgr = cv2.imread(str(grabcut_dir / "data_GT" / f"{name}.jpg"), cv2.IMREAD_COLOR)
-    if bgr is None:
-        bgr = cv2.imread(str(grabcut_dir / "data_GT" / f"{name}.bmp"), cv2.IMREAD_COLOR)
+    image = next((grabcut_dir / "data_GT").glob(f"{name}.*"))
+    bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
     raw = cv2.imread(str(grabcut_dir / "boundary_GT" / f"{name}.bmp"), cv2.IMREAD_GRAYSCALE)
     assert bgr is not None and raw is not None, name
     rgb = cv2.cvtColor(cv2.resize(bgr, (side, side), interpolation=cv2.INTER_AREA),
@@ -172,8 +190,9 @@ def test_onnx_predictor_encodes_once_per_image(grabcut_dir, onnx_cache):
     net = with_precision(load_is_model(path), "fp32", "cpu", "onnxruntime", source=path)
     pred = NoBRSPredictor(net, "cpu", with_flip=True)
     assert pred.caches_embedding
-    encoder, clicks = (_Counting(s) for s in net._sessions[224])
-    net._sessions[224] = (encoder, clicks)
+    encoder_session, click_session, static = net._sessions[224]
+    encoder, clicks = _Counting(encoder_session), _Counting(click_session)
+    net._sessions[224] = (encoder, clicks, static)
     masks = _replayed(pred, rgb, clicker.get_clicks())
     assert (encoder.calls, clicks.calls) == (1, 3)
     for i, (a, b) in enumerate(zip(masks, torch_masks)):
