@@ -12,8 +12,9 @@ at its training size). Per measurement: its own subprocess (``--threads`` torch 
 onnxruntime threads), batch ``--batch`` (1; the predictor's flip makes 2), ``--warmup`` untimed
 runs, median of ``--reps``. ``full`` is ``model(image, points)``; ``click`` is what the
 predictor runs per click after the first: ``forward_embedded`` with the image encoding cached
-(computed once through the same wrapper, as the predictor does). The onnxruntime graph is the
-whole forward, so its click time is its full time. Ratios are against fp32 torch of the same
+(computed once through the same wrapper, as the predictor does); for onnxruntime the
+click graph of the exported pair, with the encoder graph's embedding cached (its ``full`` is
+the encoder and the click graph in a row). Ratios are against fp32 torch of the same
 model, threads and run. A precision the CPU does not offer is skipped with the reason
 (``ISEGM_FORCE_PRECISION=1`` times it anyway). Nothing is written: paste the table into
 BENCHMARKS.md.

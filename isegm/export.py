@@ -8,7 +8,9 @@ channels for a model without it) and ``points [B, 2N, 3]`` (``(y, x, click_index
 in rows ``0..N-1``, negatives after, padding ``-1``) and returns ``logits [B, 1, S, S]``; the
 batch and the click rows are dynamic, the side ``S`` is fixed (``--size``, default the model's
 training size). ``--int8`` also writes ``<output stem>.int8.onnx`` (dynamic quantisation of the
-Linear layers). The export itself is :func:`isegm.inference.onnx_backend.export_onnx`.
+Linear layers). The export itself is :func:`isegm.inference.onnx_export.export_onnx`
+(``--backend onnxruntime`` from a checkpoint exports an encoder + click graph pair instead,
+:func:`~isegm.inference.onnx_export.export_onnx_pair`, so that clicks skip the image encoding).
 Exit codes: 0 written, 2 bad arguments or checkpoint (one ``error:`` line).
 """
 
@@ -46,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import torch
 
-        from isegm.inference.onnx_backend import export_onnx, quantize_onnx_int8
+        from isegm.inference.onnx_export import export_onnx, quantize_onnx_int8
         from isegm.inference.utils import CheckpointError, load_is_model
         from isegm.model import build_model
 

@@ -4,8 +4,9 @@
 :func:`with_precision` does the same for a model already loaded (the evaluator applies its
 evaluation settings first). Whatever they return is called by
 :class:`~isegm.inference.predictor.NoBRSPredictor` exactly like the plain model:
-``net(image [B, 4, H, W], points [B, 2N, 3])['instances']`` float32 logits, and, for the torch
-backend, ``encode_image`` / ``forward_embedded`` (the per-click path with the cached image).
+``net(image [B, 4, H, W], points [B, 2N, 3])['instances']`` float32 logits, and
+``encode_image`` / ``forward_embedded`` (the per-click path with the cached image; for
+onnxruntime from a checkpoint, an encoder graph and a click graph).
 
 * ``fp32``: the model itself (nothing changes).
 * ``bf16`` / ``fp16``: :class:`AutocastModel`, autocast around each call. The Linear weights
@@ -14,7 +15,9 @@ backend, ``encode_image`` / ``forward_embedded`` (the per-click path with the ca
 * ``int8`` (CPU): dynamic quantisation of the Linear layers (int8 weights, activations
   quantised per call; torch's fbgemm / onednn kernels).
 * backend ``onnxruntime`` (CPU; fp32 or int8): the model exported to ONNX
-  (:mod:`isegm.inference.onnx_backend`), run by an onnxruntime session.
+  (:mod:`isegm.inference.onnx_export`) as an image encoder and a click graph, run by
+  onnxruntime sessions (:mod:`isegm.inference.onnx_backend`); a ``.onnx`` file from
+  ``python -m isegm.export`` (one full graph) runs whole per click.
 
 Which precisions a processor offers, and the flags, are in the torch-free
 :mod:`isegm.inference.backends_cli`.

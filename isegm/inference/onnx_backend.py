@@ -1,25 +1,27 @@
-"""ONNX export of an interactive segmentation model, and onnxruntime as a predictor backend.
+"""onnxruntime as a predictor backend (issue 25): the exported graphs called like the torch model.
 
-The exported graph is the whole forward pass ``(image [B, 4|3, S, S], points [B, 2N, 3]) ->
-logits [B, 1, S, S]`` at one square input side ``S``; the batch and the number of click rows
-``2N`` are dynamic axes. It is exported with ``torch.onnx.export(dynamo=True)`` (the
-TorchScript exporter cannot trace the position-embedding resize); MST's pseudo-inverse
-resampled patch kernels are weight-only and enter the graph as constants
-(:meth:`isegm.model.vit.PatchEmbed.freeze_kernels`). int8: onnxruntime's dynamic quantisation
-of the MatMuls whose second input is a weight (the Linear layers).
+The export and the cache of exported files are :mod:`isegm.inference.onnx_export`.
 
-:class:`OnnxModel` is what the predictor calls (``net(image, points)['instances']``, like the
-torch model). An input of another side is exported for that side on first use when the torch
-model is at hand (a ``.pth`` source), else resized to the graph's side and back.
+* :class:`OnnxModel` runs one full graph per click (``net(image, points)['instances']``); it is
+  what a user-supplied ``.onnx`` file from ``python -m isegm.export`` gives
+  (:meth:`OnnxModel.from_file`). It has no ``encode_image``, so the predictor does not cache an
+  embedding for it.
+* :class:`OnnxEmbeddedModel` (what :meth:`OnnxModel.from_model` gives for a model with
+  ``encode_image`` / ``forward_embedded``, i.e. the ``--backend onnxruntime`` path from a
+  checkpoint) runs the exported *pair*: ``encode_image`` (the encoder graph) once per image,
+  cached by the predictor, and ``forward_embedded`` (the click graph) per click. So the
+  per-click path skips the image encoding, as with torch.
+
+Input sides: an input of another (square) side is exported for that side on first use when the
+torch model is at hand (a ``.pth`` source), else resized to the graph's side and the logits back
+(the embedding of the pair records both sides, so ``forward_embedded`` resizes the previous mask
+and the clicks the same way).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import os
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,132 +31,70 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["OPSET", "OnnxModel", "cache_dir", "export_onnx", "quantize_onnx_int8"]
+from isegm.inference.onnx_export import (
+    OPSET,
+    cache_dir,
+    encoder_file,
+    export_onnx,
+    exported,
+    exported_pair,
+    quantize_onnx_int8,
+    read_facts,
+)
+
+__all__ = ["OPSET", "OnnxEmbeddedModel", "OnnxModel", "cache_dir", "export_onnx",
+           "quantize_onnx_int8"]
 
 logger = logging.getLogger(__name__)
 
-OPSET = 18
-_META = "isegm"  # metadata key of the model facts the predictor needs
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().cpu().numpy())
 
 
-class _LogitsOnly(nn.Module):
-    """``model(image, points)['instances']``: the one output the exported graph has."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        return self.model(image, points)["instances"]
+def _resized(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``x [B, C, h, w]`` bilinearly resized to ``size`` (itself when already that size)."""
+    if tuple(x.shape[2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-def _model_facts(model: nn.Module, size: int) -> dict[str, Any]:
-    cfg = model.cfg
-    return {"size": size, "img_size": int(cfg.img_size), "arch": cfg.arch,
-            "with_prev_mask": bool(model.with_prev_mask),
-            "min_size_multiple": int(model.min_size_multiple),
-            "pos_embed_resize": getattr(model.backbone, "pos_embed_resize", "once")}
-
-
-def export_onnx(model: nn.Module, output: str | Path, size: int | None = None,
-                opset: int = OPSET) -> Path:
-    """Writes ``model`` (an :class:`~isegm.model.is_model.ISModel`) as ONNX for square inputs
-    of side ``size`` (default: its training size); batch and clicks are dynamic axes.
-
-    Raises:
-        ValueError: ``size`` is not a multiple of the model's largest patch.
-    """
-    size = int(size or model.cfg.img_size)
-    if size % model.min_size_multiple:
-        raise ValueError(f"--size {size} must be a multiple of {model.min_size_multiple} for "
-                         "this model")
-    model = model.float().cpu().eval()
-    sel = model.cfg.selection
-    if sel is not None:
-        model.backbone.patch_embed.freeze_kernels(sel.small_patch, sel.large_patch)
-    channels = 4 if model.with_prev_mask else 3
-    image = torch.rand(2, channels, size, size)
-    points = torch.tensor([[[size * 0.3, size * 0.4, 0], [-1, -1, -1],
-                            [size * 0.6, size * 0.2, 1], [-1, -1, -1]]] * 2).floor()
-    points[points < 0] = -1
-    # the click rows are 2N (N positive then N negative slots): declared so, the trace needs it
-    batch, clicks = torch.export.Dim("batch", min=1), torch.export.Dim("clicks", min=1)
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".part")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            _LogitsOnly(model), (image, points), input_names=["image", "points"],
-            output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
-            dynamic_shapes={"image": {0: batch}, "points": {0: batch, 1: 2 * clicks}})
-    program.model.metadata_props[_META] = json.dumps(_model_facts(model, size))
-    program.save(str(tmp))
-    os.replace(tmp, output)
-    return output
-
-
-def quantize_onnx_int8(src: str | Path, dst: str | Path) -> Path:
-    """``src`` with the weights of its MatMul/Gemm nodes in int8, activations quantised per
-    call (onnxruntime dynamic quantisation; activation-by-activation MatMuls stay float)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    dst = Path(dst)
-    tmp = dst.with_name(dst.name + ".part")
-    logging.disable(logging.INFO)  # the quantiser logs a line per node on the root logger
-    try:
-        quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Gemm"],
-                         extra_options={"MatMulConstBOnly": True})
-    finally:
-        logging.disable(logging.NOTSET)
-    os.replace(tmp, dst)
-    return dst
-
-
-def cache_dir() -> Path:
-    """Where exported models are kept: ``$ISEGM_CACHE``, else ``~/.cache/isegm/onnx``."""
-    root = os.environ.get("ISEGM_CACHE") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "isegm"
-    return Path(root) / "onnx"
-
-
-def _cache_name(source: str | Path | None, model: nn.Module, size: int, int8: bool) -> Path:
-    """A file name that changes with the checkpoint file, the settings and the versions."""
-    parts: list[Any] = [torch.__version__, OPSET, size, int8,
-                        json.dumps(_model_facts(model, size), sort_keys=True)]
-    if source is not None and Path(source).is_file():
-        st = Path(source).stat()
-        parts += [str(Path(source).resolve()), st.st_size, st.st_mtime_ns]
-        stem = Path(source).stem
-    else:  # no file: the weights themselves
-        h = hashlib.sha1()
-        for t in model.state_dict().values():
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        parts.append(h.hexdigest())
-        stem = "model"
-    key = hashlib.sha1(json.dumps(parts, default=str).encode()).hexdigest()[:16]
-    return cache_dir() / f"{stem}-{size}{'-int8' if int8 else ''}-{key}.onnx"
+def _points_to_side(points: torch.Tensor, hw: tuple[int, int], side: int) -> torch.Tensor:
+    """Clicks in pixels of an ``hw`` input moved to a ``side x side`` one (padding kept)."""
+    if hw == (side, side):
+        return points
+    p = points.clone()
+    valid = (p[..., :2] >= 0).all(-1)
+    for axis in (0, 1):
+        p[..., axis] = torch.where(valid, (p[..., axis] * side / hw[axis]).floor(), p[..., axis])
+    return p
 
 
 class OnnxModel(nn.Module):
-    """An onnxruntime session called like the torch model (``net(image, points)``).
+    """An onnxruntime session of a full graph, called like the torch model
+    (``net(image, points)``).
 
     No parameters (the predictor then feeds float32); ``cfg`` carries ``img_size`` and
     ``arch``; ``with_prev_mask`` and ``min_size_multiple`` are the exported model's.
+
+    Raises:
+        ValueError: ``path`` is not a file of this kind written by this project.
     """
+
+    _GRAPH = "full"  # the ``graph`` fact of the files this class opens (absent: full)
 
     def __init__(self, path: str | Path, int8: bool = False,
                  model: nn.Module | None = None, source: str | Path | None = None,
                  threads: int | None = None) -> None:
         super().__init__()
-        import onnx
         import onnxruntime as ort
 
-        facts = json.loads({p.key: p.value for p in onnx.load(
-            str(path), load_external_data=False).metadata_props}.get(_META, "{}") or "{}")
+        facts = read_facts(path)
         if not facts:
             raise ValueError(f"{path}: not an ONNX file written by python -m isegm.export")
+        if facts.get("graph", "full") != self._GRAPH:
+            raise ValueError(f"{path}: a {facts.get('graph')} graph, expected a {self._GRAPH} "
+                             "one")
         self.facts = facts
         self.path = Path(path)
         self.size = int(facts["size"])
@@ -171,15 +111,25 @@ class OnnxModel(nn.Module):
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self._ort, self._opts = ort, opts
-        self._sessions: dict[int, Any] = {self.size: self._session(path)}
+        self._sessions: dict[int, Any] = {self.size: self._open(path)}
 
     def _session(self, path: str | Path) -> Any:
         return self._ort.InferenceSession(str(path), self._opts,
                                           providers=["CPUExecutionProvider"])
 
+    def _open(self, path: str | Path) -> Any:
+        """The session(s) of an exported file of this class's graph form."""
+        return self._session(path)
+
+    def _export(self, size: int) -> Path:
+        """The cached file of the torch model at ``size`` (exported now if missing)."""
+        assert self._torch_model is not None
+        return exported(self._torch_model, size, self.int8, self._source)
+
     @classmethod
     def from_file(cls, path: str | Path, int8: bool = False) -> OnnxModel:
-        """A session of an exported ``.onnx`` (quantised to int8 in a cached copy if asked)."""
+        """A session of an exported full-graph ``.onnx`` (quantised to int8 in a cached copy
+        if asked)."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: no such ONNX file")
@@ -190,53 +140,95 @@ class OnnxModel(nn.Module):
             if not q.is_file():
                 q.parent.mkdir(parents=True, exist_ok=True)
                 quantize_onnx_int8(path, q)
-            return cls(q, int8=True, source=path)
-        return cls(path, source=path)
+            return OnnxModel(q, int8=True, source=path)
+        return OnnxModel(path, source=path)
 
     @classmethod
     def from_model(cls, model: nn.Module, size: int | None = None, int8: bool = False,
                    source: str | Path | None = None) -> OnnxModel:
-        """Exports ``model`` (once: the file is cached, see :func:`cache_dir`) and opens it."""
+        """Exports ``model`` (once: the files are cached, see :func:`cache_dir`) and opens it:
+        the encoder + click pair (:class:`OnnxEmbeddedModel`) for a model with
+        ``encode_image`` / ``forward_embedded``, else the full graph."""
         size = int(size or model.cfg.img_size)
-        return cls(_exported(model, size, int8, source), int8, model, source)
+        if hasattr(model, "encode_image") and hasattr(model, "forward_embedded"):
+            return OnnxEmbeddedModel(exported_pair(model, size, int8, source), int8, model,
+                                     source)
+        return OnnxModel(exported(model, size, int8, source), int8, model, source)
 
-    def _session_for(self, size: int) -> Any | None:
-        if size not in self._sessions and self._torch_model is not None:
-            logger.info("onnxruntime: exporting for input side %d", size)
-            path = _exported(self._torch_model, size, self.int8, self._source)
-            self._sessions[size] = self._session(path)
-        return self._sessions.get(size)
+    def _side_for(self, hw: tuple[int, int]) -> int:
+        """The graph side an ``hw`` input runs at: its own when square and exportable (or
+        already exported), else the first graph's (the input is then resized)."""
+        side = hw[0]
+        if hw[0] == hw[1] and side not in self._sessions and self._torch_model is not None:
+            logger.info("onnxruntime: exporting for input side %d", side)
+            self._sessions[side] = self._open(self._export(side))
+        return side if hw[0] == hw[1] and side in self._sessions else self.size
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, points: torch.Tensor) -> dict:
         """``{'instances': float32 logits [B, 1, H, W]}`` on the device of ``image``."""
-        h, w = (int(s) for s in image.shape[2:])
-        session = self._session_for(h) if h == w else None
-        scale = 1.0
-        x, p = image.float(), points.float()
-        if session is None:  # resize to the graph's side and back
-            session, side = self._sessions[self.size], self.size
-            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-            p = p.clone()
-            valid = (p[..., :2] >= 0).all(-1)
-            p[..., 0] = torch.where(valid, (p[..., 0] * side / h).floor(), p[..., 0])
-            p[..., 1] = torch.where(valid, (p[..., 1] * side / w).floor(), p[..., 1])
-            scale = 0.0
-        feed = {"image": np.ascontiguousarray(x.cpu().numpy()),
-                "points": np.ascontiguousarray(p.cpu().numpy())}
-        logits = torch.from_numpy(session.run(None, feed)[0])
-        if scale == 0.0:
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return {"instances": logits.to(image.device, image.dtype)}
+        hw = (int(image.shape[2]), int(image.shape[3]))
+        side = self._side_for(hw)
+        feed = {"image": _numpy(_resized(image.float(), (side, side))),
+                "points": _numpy(_points_to_side(points.float(), hw, side))}
+        logits = torch.from_numpy(self._sessions[side].run(None, feed)[0])
+        return {"instances": _resized(logits, hw).to(image.device, image.dtype)}
 
 
-def _exported(model: nn.Module, size: int, int8: bool, source: str | Path | None) -> Path:
-    """The cached ONNX file of ``model`` at ``size`` (written now if missing)."""
-    path = _cache_name(source, model, size, int8)
-    if path.is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not int8:
-        logger.info("exporting %s to ONNX (side %d): %s", source or "the model", size, path)
-        return export_onnx(model, path, size)
-    return quantize_onnx_int8(_exported(model, size, False, source), path)
+class OnnxEmbeddedModel(OnnxModel):
+    """The encoder + click graph pair (:func:`~isegm.inference.onnx_export.export_onnx_pair`)
+    with the torch model's per-click interface: ``encode_image(rgb)`` once per image,
+    ``forward_embedded(emb, prev_mask, points)`` per click; ``forward`` is the two in a row.
+
+    ``path`` is the click graph (``*.clicks.onnx``); its encoder lies beside it. An embedding
+    holds the encoder outputs (batched in dim 0, the names of the torch model's entries), the
+    side facts ``grid`` and ``size`` (of the graph's side, as torch's) and ``input_size`` (the
+    input's ``(H, W)``, which differs from ``size`` when the input was resized to the graph's
+    side); the shared position embeddings are constants of the click graph, not entries.
+    """
+
+    _GRAPH = "clicks"
+
+    def _open(self, path: str | Path) -> Any:
+        """(encoder session, click session, the side facts ``grid`` / ``size`` of the pair)."""
+        static = {k: tuple(v) if isinstance(v, list) else v
+                  for k, v in read_facts(path)["static"].items()}
+        return self._session(encoder_file(path)), self._session(path), static
+
+    def _export(self, size: int) -> Path:
+        assert self._torch_model is not None
+        return exported_pair(self._torch_model, size, self.int8, self._source)
+
+    @torch.no_grad()
+    def encode_image(self, rgb: torch.Tensor) -> dict:
+        """The embedding of ``rgb [B, 3, H, W]`` in [0, 1] (see the class docstring)."""
+        hw = (int(rgb.shape[2]), int(rgb.shape[3]))
+        side = self._side_for(hw)
+        out = self._sessions[side][0].run(None, {"rgb": _numpy(_resized(rgb.float(),
+                                                                        (side, side)))})
+        emb: dict[str, Any] = {k: torch.from_numpy(v).to(rgb.device)
+                               for k, v in zip(self.facts["entries"], out)}
+        emb.update(self._sessions[side][2])
+        emb.update(size=(side, side), input_size=hw)
+        return emb
+
+    @torch.no_grad()
+    def forward_embedded(self, emb: dict, prev_mask: torch.Tensor | None,
+                         points: torch.Tensor) -> dict:
+        """``{'instances': float32 logits [B, 1, H, W]}`` at the embedding's input size."""
+        side = int(emb["size"][0])
+        hw = tuple(emb["input_size"])
+        first = emb[self.facts["entries"][0]]
+        feed = {k: _numpy(emb[k]) for k in self.facts["entries"]}
+        if self.with_prev_mask:
+            if prev_mask is None:
+                prev_mask = first.new_zeros(first.shape[0], 1, *hw)
+            feed["prev_mask"] = _numpy(_resized(prev_mask.float(), (side, side)))
+        feed["points"] = _numpy(_points_to_side(points.float(), hw, side))
+        logits = torch.from_numpy(self._sessions[side][1].run(None, feed)[0])
+        return {"instances": _resized(logits, hw).to(first.device)}
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor) -> dict:
+        prev = image[:, 3:4] if self.with_prev_mask else None
+        out = self.forward_embedded(self.encode_image(image[:, :3]), prev, points)
+        return {"instances": out["instances"].to(image.dtype)}
