@@ -12,6 +12,7 @@ stays close to the idle wall time, while the wall time grows with the load).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import time
@@ -25,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from isegm.annotation import Predictor, read_image  # noqa: E402
 from isegm.inference.clicker import Click  # noqa: E402
-from isegm.inference.refine import GraphCutRefiner  # noqa: E402
+from isegm.inference.refine import DEFAULT_RULE, GraphCutRefiner  # noqa: E402
 
 
 def main() -> int:
@@ -35,6 +36,9 @@ def main() -> int:
     parser.add_argument("--megapixels", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rule", default="",
+                        help="fields of the rule to change, e.g. first_click=gmm,iterations=2 "
+                             "(default: the rule itself)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -51,7 +55,11 @@ def main() -> int:
     print(f"image {Path(args.image).name} at {w}x{h} ({w * h / 1e6:.2f} Mpx), "
           f"{args.threads} thread(s)")
 
-    refiner = GraphCutRefiner()
+    overrides = {}
+    for item in filter(None, args.rule.split(",")):
+        key, _, value = item.partition("=")
+        overrides[key] = type(getattr(DEFAULT_RULE, key))(value)
+    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, **overrides))
     times = []
     for _ in range(5):
         start = time.perf_counter()

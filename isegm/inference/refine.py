@@ -7,15 +7,17 @@ with a graph cut (Xu et al., Deep Interactive Object Selection 2016; Deep GrabCu
 combines the two. The rule (:data:`DEFAULT_RULE`), applied after every click to the map the
 network made for that click:
 
-* **the first click** (``first_click = "opencv"``, the clicks up to ``prior_clicks`` = 1), of
-  an object of any size: OpenCV's GrabCut (``cv2.grabCut``: its two 5-component mixtures, its
-  8-neighbourhood graph, ``iterations`` = 3) from the trimap "network map > 0.5: probable
-  foreground, the rest probable background, the clicked pixel definite". The first map of a
-  small click model finds the object's core; GrabCut's colour models grow it to the whole
-  object and its edges. The previous rule (``first_click = "disk"``) instead cut the soft
-  unaries below with a disk prior: at least 0.6 (``prior_value``) within 0.25 x the longest side
-  (``prior_radius``) of the click, when the network's object covered 3 % of the image
-  (``prior_min_fraction``);
+* **the first click** (``first_click = "gmm"``, the clicks up to ``prior_clicks`` = 1), of an
+  object of any size: GrabCut's energy on the whole image. The colour mixtures start from the
+  network's map above 0.5 (foreground) and the rest (background), as OpenCV's GrabCut starts
+  from a trimap, and the unaries are the colour term below plus only half the network's
+  log-odds (``first_net_weight`` = 0.5), with no region of interest. The first map of a small
+  click model finds the object's core; the colour models grow it to the whole object and its
+  edges. ``first_click = "opencv"`` runs OpenCV's ``cv2.grabCut`` from that trimap instead (as
+  good on the validation scenes, about twice as slow); the second round's rule (``"disk"``)
+  cut the soft unaries below with a disk prior: at least 0.6 (``prior_value``) within 0.25 x
+  the longest side (``prior_radius``) of the click, when the network's object covered 3 % of
+  the image (``prior_min_fraction``);
 * **later clicks: small objects are left to the network**: when under 1 % of the image is above
   0.5 in the network's map (``min_object_fraction``), its map is returned as it is. The network
   zooms in on such objects (ZoomIn) and sees them sharper than the cut does;
@@ -32,19 +34,21 @@ network made for that click:
 * **unaries**: ``net_weight * logit(prior) + colour_weight * log(P(colour|fg) / P(colour|bg))``
   with ``net_weight`` = 1 and ``colour_weight`` = 0.5; the clicked pixels (``click_radius`` =
   1 px) are hard constraints: a wider disk swallows thin and small objects;
-* **pairwise**: GrabCut's contrast-sensitive Potts term on the 4-neighbourhood
-  (``neighbours``), ``25 * exp(-beta |c_i - c_j|^2)`` (``smoothness``) with ``beta`` from the
-  image's mean squared neighbour difference; PyMaxflow's minimum cut (Boykov-Kolmogorov; the
-  iterations of a click cut one graph and reuse its search trees);
-* the cut runs in the box of the likely object (prior > 0.2, ``roi_threshold``, and the
-  positive clicks) grown by a quarter of its size (``roi_margin``); outside it is background;
+* **pairwise**: GrabCut's contrast-sensitive Potts term on the 8-neighbourhood
+  (``neighbours``; diagonal edges divided by sqrt 2), ``25 * exp(-beta |c_i - c_j|^2)``
+  (``smoothness``) with ``beta`` from the image's mean squared neighbour difference;
+  PyMaxflow's minimum cut (Boykov-Kolmogorov; the iterations of a click cut one graph and reuse
+  its search trees);
+* after the first click the cut runs in the box of the likely object (prior > 0.2,
+  ``roi_threshold``, and the positive clicks) grown by a quarter of its size (``roi_margin``);
+  outside it is background;
 * **connectivity**: only the connected parts of the cut that contain a positive click are
   kept (a same-coloured patch elsewhere is not the object).
 
 Options kept for the validation script, off in the rule: ``engine = "opencv"`` (OpenCV's
-``cv2.grabCut`` from the trimap prior > 0.5 at every click), ``first_click = "disk"`` or
-``"same"``, ``prior_clip`` and ``prior_colour_weight`` (another clip and colour weight at a
-``"disk"`` first click).
+``cv2.grabCut`` from the trimap prior > 0.5 at every click), ``first_click = "opencv"``,
+``"disk"`` or ``"same"``, ``prior_clip`` (another clip at a ``"disk"`` first click) and
+``prior_colour_weight`` (another colour weight at the first click).
 
 The refinement is a pure function of (image, network map, clicks): it keeps no state between
 clicks, so undo, reset and lockstep evaluation need nothing from it, and the network gets its
@@ -57,24 +61,31 @@ How the rule was chosen: ``benchmarks/refine_validation.py`` on photo scenes com
 (those were measured once, afterwards). Third round (issue 21): 30 scenes per scale, seeds 101
 and 202; NoC@90 small / medium / large, their mean, and mIoU@1 of the three scales:
 
-==========================================  ===========================  ================
-rule                                        seed 101: S / M / L, mean    mIoU@1 S / M / L
-==========================================  ===========================  ================
-the network alone                           10.50 / 7.23 / 7.20, 8.31    24.9 / 59.2 / 40.6
-second round: ``first_click = "disk"``      10.23 / 4.47 / 3.77, 6.16    27.9 / 63.5 / 65.2
-OpenCV first click, objects >= 3 % only     10.33 / 4.30 / 3.60, 6.08    33.5 / 73.4 / 64.1
-**OpenCV first click, any size (the rule)**  8.97 / 4.17 / 3.60, 5.58    52.0 / 76.8 / 68.1
-... and OpenCV at the second click too       9.07 / 4.43 / 3.67, 5.72    52.0 / 76.8 / 68.1
-... and 5 iterations (cuts)                  9.13 / 4.07 / 3.70, 5.63    52.2 / 75.7 / 70.8
-==========================================  ===========================  ================
+=================================================  ======================  ==================
+rule                                               seed 101: S / M / L     mIoU@1 S / M / L
+=================================================  ======================  ==================
+the network alone                                  10.50 / 7.23 / 7.20     24.9 / 59.2 / 40.6
+second round: ``first_click = "disk"``, 4-nbhd     10.23 / 4.47 / 3.77     27.9 / 63.5 / 65.2
+OpenCV first click, objects >= 3 % only            10.33 / 4.30 / 3.60     33.5 / 73.4 / 64.1
+OpenCV first click, any size (``"opencv"``)         8.97 / 4.17 / 3.60     52.0 / 76.8 / 68.1
+... and OpenCV at the second click too              9.07 / 4.43 / 3.67     52.0 / 76.8 / 68.1
+... and 5 iterations (cuts)                         9.13 / 4.07 / 3.70     52.2 / 75.7 / 70.8
+... at a first-click side of 256 px (for speed)    10.27 / 4.33 / 3.40     47.0 / 74.9 / 66.8
+``"gmm"``, network weight 0 at the first click      9.47 / 4.57 / 3.63     45.2 / 70.7 / 69.1
+``"gmm"``, network weight 0.5, 4-neighbourhood      9.40 / 4.50 / 3.53     44.9 / 75.1 / 67.3
+**``"gmm"``, weight 0.5, 8-neighbourhood (rule)**   9.00 / 4.10 / 3.47     53.0 / 77.8 / 65.6
+``"gmm"``, weight 1, 4-neighbourhood                9.67 / 4.23 / 3.63     43.6 / 76.9 / 64.2
+=================================================  ======================  ==================
 
-Seed 202: the network 9.03 / 7.20 / 8.10 (8.11), the second round's rule 9.00 / 4.60 / 2.90
-(5.50), this rule 7.77 / 4.07 / 2.97 (4.93); mIoU@1 44.1 / 78.7 / 78.7 % against 22.5 / 51.4 /
-75.1 %. At the first click alone (seed 101, 30 scenes per scale) classical GrabCut's disk
-prior wins on large objects (78.7 % mIoU@1) but fails small and medium ones (4.7 / 35.6 %), and
-neither a classical-GrabCut region instead of the disk nor a disk scaled to the network's
-object (1.5 or 2 x its radius) beat this rule. The second round's table is in README
-"Graph-cut refinement".
+Mean NoC@90 over the three scales, seeds 101 / 202: the network 8.31 / 8.11, the second round's
+rule 6.16 / 5.50, ``"opencv"`` 5.58 / 4.93, **the rule 5.52 / 4.92** (seed 202: 8.33 / 3.97 /
+2.47, mIoU@1 47.2 / 80.6 / 76.8 %); ``"gmm"`` with weight 0.5 on the 4-neighbourhood 5.81 /
+4.89. ``"opencv"`` and the rule tie on quality; the rule's first click takes about half the
+time (BENCHMARKS.md), which decided it. At the first click alone (seed 101, 30 scenes per
+scale) classical GrabCut's disk prior wins on large objects (78.7 % mIoU@1) but fails small and
+medium ones (4.7 / 35.6 %), and neither a classical-GrabCut region instead of the disk nor a
+disk scaled to the network's object (1.5 or 2 x its radius) beat OpenCV from the trimap. The
+second round's table is in README "Graph-cut refinement".
 """
 from __future__ import annotations
 
@@ -126,14 +137,15 @@ class GraphCutRule:
     prior_min_fraction: float = 0.03
     min_object_fraction: float = 0.01
     keep_connected: bool = True
-    neighbours: int = 4
+    neighbours: int = 8
     roi_threshold: float = 0.2
     roi_margin: float = 0.25
     colour_model: str = "gmm"
     gmm_components: int = 5
     gmm_samples: int = 4000
     engine: str = "maxflow"
-    first_click: str = "opencv"
+    first_click: str = "gmm"
+    first_net_weight: float = 0.5
     prior_clip: float = 0.0
     prior_colour_weight: float = 0.0
 
@@ -143,7 +155,7 @@ class GraphCutRule:
                 self.neighbours not in (4, 8) or self.roi_margin < 0 or \
                 self.colour_model not in ("hist", "gmm") or self.gmm_components < 1 or \
                 self.gmm_samples < 10 or self.engine not in ("maxflow", "opencv") or \
-                self.first_click not in ("opencv", "disk", "same"):
+                self.first_click not in ("opencv", "gmm", "disk", "same"):
             raise ValueError(f"bad graph-cut refinement parameters: {self}")
 
 
@@ -227,11 +239,14 @@ class GraphCutRefiner:
         prior = np.clip(small_prob, clip, 1 - clip)
         if first == "disk":
             prior = self._prior(prior, small_clicks)
-        colour_weight = rule.prior_colour_weight if first == "disk" and \
-            rule.prior_colour_weight > 0 else rule.colour_weight
+        colour_weight = rule.prior_colour_weight if first and rule.prior_colour_weight > 0 \
+            else rule.colour_weight
         hard = click_labels(small_clicks, (sh, sw), rule.click_radius)
         if rule.engine == "opencv" or first == "opencv":
-            segment = self._opencv_grabcut(prior, hard)
+            segment = self._opencv_grabcut(self._small, prior, hard)
+        elif first == "gmm":  # GrabCut's energy on this module's graph, the whole image
+            segment = self._graph_cut(prior, hard, colour_weight, rule.first_net_weight,
+                                      (slice(0, sh), slice(0, sw)))
         else:
             segment = self._graph_cut(prior, hard, colour_weight)
         if rule.keep_connected:
@@ -243,12 +258,14 @@ class GraphCutRefiner:
         return out
 
     # ------------------------------------------------------------------ parts of the rule
-    def _graph_cut(self, prior: np.ndarray, hard: np.ndarray,
-                   colour_weight: float) -> np.ndarray:
+    def _graph_cut(self, prior: np.ndarray, hard: np.ndarray, colour_weight: float,
+                   net_weight: float | None = None,
+                   roi: tuple[slice, slice] | None = None) -> np.ndarray:
         """The iterated minimum cut of the network prior and the colour models."""
         rule = self.rule
-        net_logit = rule.net_weight * np.log(prior / (1 - prior))
-        roi = self._roi(prior, hard)
+        net_weight = rule.net_weight if net_weight is None else net_weight
+        net_logit = net_weight * np.log(prior / (1 - prior))
+        roi = self._roi(prior, hard) if roi is None else roi
         edges = [e[roi] for e in self._edges[: rule.neighbours // 2]]
         segment = np.zeros(prior.shape, bool)
         weights_fg = prior
@@ -262,7 +279,8 @@ class GraphCutRefiner:
             weights_fg = segment.astype(np.float32)
         return segment
 
-    def _opencv_grabcut(self, prior: np.ndarray, hard: np.ndarray) -> np.ndarray:
+    def _opencv_grabcut(self, image: np.ndarray, prior: np.ndarray,
+                        hard: np.ndarray) -> np.ndarray:
         """OpenCV's GrabCut from a trimap: prior > 0.5 probable foreground, the rest probable
         background, the click disks definite (its GMMs and graph; no soft unaries)."""
         mask = np.where(prior > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -272,7 +290,7 @@ class GraphCutRefiner:
             return prior > 0.5  # GrabCut needs samples of both sides
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)
-        cv2.grabCut(np.ascontiguousarray(self._small[..., ::-1]), mask, None, bgd, fgd,
+        cv2.grabCut(np.ascontiguousarray(image[..., ::-1]), mask, None, bgd, fgd,
                     self.rule.iterations, cv2.GC_INIT_WITH_MASK)
         return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
