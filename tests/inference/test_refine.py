@@ -4,6 +4,7 @@ the same refined maps."""
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
