@@ -10,14 +10,14 @@ network made for that click:
 * **the first click** (``first_click = "gmm"``, the clicks up to ``prior_clicks`` = 1), of an
   object of any size: GrabCut's energy on the whole image. The colour mixtures start from the
   network's map above 0.5 (foreground) and the rest (background), as OpenCV's GrabCut starts
-  from a trimap, and the unaries are the colour term below plus only half the network's
-  log-odds (``first_net_weight`` = 0.5), with no region of interest. The first map of a small
-  click model finds the object's core; the colour models grow it to the whole object and its
-  edges. ``first_click = "opencv"`` runs OpenCV's ``cv2.grabCut`` from that trimap instead (as
-  good on the validation scenes, about twice as slow); the second round's rule (``"disk"``)
-  cut the soft unaries below with a disk prior: at least 0.6 (``prior_value``) within 0.25 x
-  the longest side (``prior_radius``) of the click, when the network's object covered 3 % of
-  the image (``prior_min_fraction``);
+  from a trimap, and the unaries are the colour term below plus only half the log-odds of the
+  clipped network map (``first_net_weight`` = 0.5), with no region of interest. The first map of
+  a small click model finds the object's core; the colour models grow it to the whole object and
+  its edges. ``first_click = "opencv"`` runs OpenCV's ``cv2.grabCut`` from that trimap instead
+  (as good on the validation scenes, about twice as slow); the second round's rule (``"disk"``)
+  cut the soft unaries below with a disk prior: at least 0.6 (``prior_value``) within 0.25 x the
+  longest side (``prior_radius``) of the click, when the network's object covered 3 % of the
+  image (``prior_min_fraction``);
 * **later clicks: small objects are left to the network**: when under 1 % of the image is above
   0.5 in the network's map (``min_object_fraction``), its map is returned as it is. The network
   zooms in on such objects (ZoomIn) and sees them sharper than the cut does;
