@@ -12,7 +12,6 @@ stays close to the idle wall time, while the wall time grows with the load).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 from isegm.annotation import Predictor, read_image  # noqa: E402
 from isegm.inference.clicker import Click  # noqa: E402
-from isegm.inference.refine import DEFAULT_RULE, GraphCutRefiner  # noqa: E402
+from isegm.inference.refine import GraphCutRefiner, rule_with  # noqa: E402
 
 
 def main() -> int:
@@ -55,11 +54,7 @@ def main() -> int:
     print(f"image {Path(args.image).name} at {w}x{h} ({w * h / 1e6:.2f} Mpx), "
           f"{args.threads} thread(s)")
 
-    overrides = {}
-    for item in filter(None, args.rule.split(",")):
-        key, _, value = item.partition("=")
-        overrides[key] = type(getattr(DEFAULT_RULE, key))(value)
-    refiner = GraphCutRefiner(dataclasses.replace(DEFAULT_RULE, **overrides))
+    refiner = GraphCutRefiner(rule_with(args.rule))
     times = []
     for _ in range(5):
         start = time.perf_counter()

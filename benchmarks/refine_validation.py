@@ -17,7 +17,6 @@ a variant then counts only the network passes it did not share).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import sys
 import time
@@ -34,22 +33,11 @@ from isegm.inference import eval_settings  # noqa: E402
 from isegm.inference.evaluation import evaluate_dataset  # noqa: E402
 from isegm.inference.grabcut_baseline import GrabCutPredictor  # noqa: E402
 from isegm.inference.predictor import NoBRSPredictor  # noqa: E402
-from isegm.inference.refine import DEFAULT_RULE, RefinedPredictor  # noqa: E402
+from isegm.inference.refine import RefinedPredictor, rule_with  # noqa: E402
 from isegm.inference.utils import load_is_model  # noqa: E402
 from isegm.utils.config import load_config  # noqa: E402
 
 SCALES = ("small", "medium", "large")
-
-
-def parse_variant(text: str) -> tuple[str, dict]:
-    name, _, fields = text.partition(":")
-    overrides: dict = {}
-    for item in filter(None, fields.split(",")):
-        key, _, value = item.partition("=")
-        default = getattr(DEFAULT_RULE, key)
-        overrides[key] = type(default)(value) if not isinstance(default, bool) \
-            else value.lower() in ("1", "true", "yes")
-    return name, overrides
 
 
 class CachedNetwork:
@@ -79,7 +67,7 @@ class CachedNetwork:
 
 
 def make_predictor(variant: str, model: torch.nn.Module, cache: dict) -> object:
-    name, overrides = parse_variant(variant)
+    name, _, fields = variant.partition(":")
     if name == "classical":
         return GrabCutPredictor()
     settings = eval_settings.resolve_settings(eval_settings.PROJECT, {})
@@ -90,7 +78,7 @@ def make_predictor(variant: str, model: torch.nn.Module, cache: dict) -> object:
         return base
     if name != "grabcut":
         raise SystemExit(f"error: unknown variant {variant!r}")
-    return RefinedPredictor(base, dataclasses.replace(DEFAULT_RULE, **overrides))
+    return RefinedPredictor(base, rule_with(fields))
 
 
 def noc(ious: np.ndarray, thr: float, max_clicks: int) -> int:

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from isegm.inference.clicker import Click
+from isegm.inference.graph_cut import click_distances
 
 __all__ = ["GrabCutPredictor", "GRABCUT_CHECKPOINT", "as_uint8_rgb", "force_clicks",
            "is_grabcut", "grabcut_fingerprint",
@@ -153,17 +154,9 @@ class GrabCutPredictor:
     def _trimap(self, clicks: list[Click]) -> np.ndarray:
         small_h, small_w = self._small.shape[:2]
         scale = small_w / self._image.shape[1]
-        ys, xs = np.mgrid[:small_h, :small_w]
-
-        def nearest(positive: bool) -> np.ndarray:
-            dist = np.full((small_h, small_w), np.inf, np.float32)
-            for c in clicks:
-                if c.is_positive == positive:
-                    d = np.hypot(ys - c.coords[0] * scale, xs - c.coords[1] * scale)
-                    dist = np.minimum(dist, d.astype(np.float32))
-            return dist
-
-        to_pos, to_neg = nearest(True), nearest(False)
+        to_pos, to_neg = click_distances(
+            [(c.coords[0] * scale, c.coords[1] * scale, c.is_positive) for c in clicks],
+            (small_h, small_w))
         if self._prev is not None and self._prev.any():
             probable_fg = self._prev & (to_pos < to_neg)
         else:

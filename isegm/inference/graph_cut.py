@@ -8,7 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["OFFSETS", "GridCut", "click_labels", "edge_weights", "parts_with_positive_clicks"]
+__all__ = ["OFFSETS", "GridCut", "click_distances", "click_labels", "edge_weights",
+           "parts_with_positive_clicks"]
 
 HARD = 1e9  # capacity of a hard constraint
 
@@ -91,6 +92,19 @@ class GridCut:
                 self._graph.maxflow(reuse_trees=True)
         self._terminals = (source, sink)
         return ~self._graph.get_grid_segments(self._nodes)  # True = source side = foreground
+
+
+def click_distances(clicks: list[tuple[float, float, bool]],
+                    shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Float32 distance of every pixel to the nearest positive and to the nearest negative
+    click ``(y, x, positive)`` (inf where there is none): the first-click priors of the
+    refinement and of classical GrabCut."""
+    ys, xs = np.ogrid[:shape[0], :shape[1]]
+    nearest = {True: np.full(shape, np.inf, np.float32), False: np.full(shape, np.inf, np.float32)}
+    for y, x, positive in clicks:
+        d = np.hypot(ys - y, xs - x).astype(np.float32)
+        nearest[bool(positive)] = np.minimum(nearest[bool(positive)], d)
+    return nearest[True], nearest[False]
 
 
 def click_labels(clicks: list[tuple[float, float, bool]], shape: tuple[int, int],

@@ -37,7 +37,6 @@ from isegm.inference.onnx_export import (
     encoder_file,
     export_onnx,
     exported,
-    exported_pair,
     quantize_onnx_int8,
     read_facts,
 )
@@ -151,8 +150,8 @@ class OnnxModel(nn.Module):
         ``encode_image`` / ``forward_embedded``, else the full graph."""
         size = int(size or model.cfg.img_size)
         if hasattr(model, "encode_image") and hasattr(model, "forward_embedded"):
-            return OnnxEmbeddedModel(exported_pair(model, size, int8, source), int8, model,
-                                     source)
+            return OnnxEmbeddedModel(exported(model, size, int8, source, pair=True), int8,
+                                     model, source)
         return OnnxModel(exported(model, size, int8, source), int8, model, source)
 
     def _side_for(self, hw: tuple[int, int]) -> int:
@@ -197,7 +196,7 @@ class OnnxEmbeddedModel(OnnxModel):
 
     def _export(self, size: int) -> Path:
         assert self._torch_model is not None
-        return exported_pair(self._torch_model, size, self.int8, self._source)
+        return exported(self._torch_model, size, self.int8, self._source, pair=True)
 
     @torch.no_grad()
     def encode_image(self, rgb: torch.Tensor) -> dict:

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 __all__ = ["OPSET", "cache_dir", "encoder_file", "export_onnx", "export_onnx_pair",
-           "exported", "exported_pair", "quantize_onnx_int8", "read_facts"]
+           "exported", "quantize_onnx_int8", "read_facts"]
 
 logger = logging.getLogger(__name__)
 
@@ -254,27 +254,18 @@ def _cache_name(source: str | Path | None, model: nn.Module, size: int, int8: bo
     return cache_dir() / f"{stem}-{size}{'-int8' if int8 else ''}-{key}{suffix}"
 
 
-def exported(model: nn.Module, size: int, int8: bool, source: str | Path | None) -> Path:
-    """The cached full graph of ``model`` at ``size`` (written now if missing)."""
-    path = _cache_name(source, model, size, int8, "full")
-    if path.is_file():
+def exported(model: nn.Module, size: int, int8: bool, source: str | Path | None,
+             pair: bool = False) -> Path:
+    """The cached export of ``model`` at ``size`` (written now if missing): the full graph, or
+    with ``pair`` the click graph of the pair, whose encoder is :func:`encoder_file` of it."""
+    path = _cache_name(source, model, size, int8, "clicks" if pair else "full")
+    if path.is_file() and (not pair or encoder_file(path).is_file()):
         return path
     if not int8:
-        logger.info("exporting %s to ONNX (side %d): %s", source or "the model", size, path)
-        return export_onnx(model, path, size)
-    return quantize_onnx_int8(exported(model, size, False, source), path)
-
-
-def exported_pair(model: nn.Module, size: int, int8: bool, source: str | Path | None) -> Path:
-    """The cached click graph of ``model``'s pair at ``size`` (the pair written now if
-    missing); its encoder is :func:`encoder_file` of it."""
-    path = _cache_name(source, model, size, int8, "clicks")
-    if path.is_file() and encoder_file(path).is_file():
-        return path
-    if not int8:
-        logger.info("exporting %s to ONNX, encoder + click graph (side %d): %s",
-                    source or "the model", size, path)
-        return export_onnx_pair(model, path, size)
-    src = exported_pair(model, size, False, source)
-    quantize_onnx_int8(encoder_file(src), encoder_file(path))
+        logger.info("exporting %s to ONNX (%s, side %d): %s", source or "the model",
+                    "encoder + click graph" if pair else "full graph", size, path)
+        return (export_onnx_pair if pair else export_onnx)(model, path, size)
+    src = exported(model, size, False, source, pair)
+    if pair:
+        quantize_onnx_int8(encoder_file(src), encoder_file(path))
     return quantize_onnx_int8(src, path)

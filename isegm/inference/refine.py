@@ -103,14 +103,15 @@ from isegm.inference.colour_model import blur_histogram, fit_gmm, quadratic_feat
 from isegm.inference.grabcut_baseline import as_uint8_rgb, force_clicks
 from isegm.inference.graph_cut import (
     GridCut,
+    click_distances,
     click_labels,
     edge_weights,
     parts_with_positive_clicks,
 )
 
 __all__ = ["REFINE_CHOICES", "DEFAULT_RULE", "add_refine_argument", "GraphCutRule",
-           "GraphCutRefiner",
-           "RefinedPredictor", "make_refiner", "refine_fingerprint"]
+           "GraphCutRefiner", "RefinedPredictor", "make_refiner", "refine_fingerprint",
+           "rule_with"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,6 +163,24 @@ class GraphCutRule:
 DEFAULT_RULE = GraphCutRule()
 
 
+def rule_with(overrides: str, base: GraphCutRule = DEFAULT_RULE) -> GraphCutRule:
+    """``base`` with the fields of ``"field=value,..."`` changed (the variants of the
+    validation and speed scripts).
+
+    Raises:
+        ValueError: an unknown field or a bad value.
+    """
+    changes: dict[str, Any] = {}
+    for item in filter(None, overrides.split(",")):
+        key, _, value = item.partition("=")
+        if key not in GraphCutRule.__dataclass_fields__:
+            raise ValueError(f"unknown refinement field {key!r}")
+        default = getattr(base, key)
+        changes[key] = value.lower() in ("1", "true", "yes") if isinstance(default, bool) \
+            else type(default)(value)
+    return dataclasses.replace(base, **changes)
+
+
 def refine_fingerprint(rule: GraphCutRule = DEFAULT_RULE) -> str:
     """A short hash of the rule: evaluation run keys change when the rule does."""
     text = "graphcut-refine-v3:" + repr(dataclasses.astuple(rule))
@@ -197,12 +216,13 @@ class GraphCutRefiner:
         else:
             small = np.ascontiguousarray(image)
         self.small_shape = small.shape[:2]
-        q = (small.astype(np.int32) * self.rule.bins) >> 8
-        self._bin = (q[..., 0] * self.rule.bins + q[..., 1]) * self.rule.bins + q[..., 2]
         self._small = small
         self._pixels = small.reshape(-1, 3).astype(np.float32)
-        self._features = quadratic_features(self._pixels).reshape(10, *small.shape[:2]) \
-            if self.rule.colour_model == "gmm" else None
+        if self.rule.colour_model == "gmm":  # the colour model's per-image part
+            self._features = quadratic_features(self._pixels).reshape(10, *small.shape[:2])
+        else:
+            q = (small.astype(np.int32) * self.rule.bins) >> 8
+            self._bin = (q[..., 0] * self.rule.bins + q[..., 1]) * self.rule.bins + q[..., 2]
         self._edges = edge_weights(small.astype(np.float32), self.rule.smoothness)
 
     def refine(self, prob: np.ndarray, clicks: Sequence[Click]) -> np.ndarray:
@@ -311,7 +331,8 @@ class GraphCutRefiner:
 
     def _first_click_rule(self, fraction: float,
                           clicks: list[tuple[float, float, bool]]) -> str | None:
-        """``"opencv"`` or ``"disk"`` where the first-click rule applies, else None."""
+        """``rule.first_click`` (``"gmm"``, ``"opencv"`` or ``"disk"``) where the first-click
+        rule applies to these clicks, else None."""
         rule = self.rule
         if len(clicks) > rule.prior_clicks or rule.first_click == "same":
             return None
@@ -322,18 +343,8 @@ class GraphCutRefiner:
 
     def _prior(self, prior: np.ndarray, clicks: list[tuple[float, float, bool]]) -> np.ndarray:
         rule = self.rule
-        sh, sw = prior.shape
-        ys, xs = np.ogrid[:sh, :sw]
-
-        def nearest(positive: bool) -> np.ndarray:
-            dist = np.full((sh, sw), np.inf, np.float32)
-            for y, x, p in clicks:
-                if p == positive:
-                    dist = np.minimum(dist, np.hypot(ys - y, xs - x).astype(np.float32))
-            return dist
-
-        to_pos, to_neg = nearest(True), nearest(False)
-        near = (to_pos <= rule.prior_radius * max(sh, sw)) & (to_pos < to_neg)
+        to_pos, to_neg = click_distances(clicks, prior.shape)
+        near = (to_pos <= rule.prior_radius * max(prior.shape)) & (to_pos < to_neg)
         return np.where(near, np.maximum(prior, rule.prior_value), prior)
 
     def _roi(self, prior: np.ndarray, hard: np.ndarray) -> tuple[slice, slice]:

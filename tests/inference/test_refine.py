@@ -267,3 +267,17 @@ def test_unknown_rule_options_are_refused():
 
     with pytest.raises(ValueError, match="bad graph-cut refinement parameters"):
         dataclasses.replace(DEFAULT_RULE, colour_model="svm")
+
+
+def test_rule_overrides_from_text():
+    """The scripts' ``field=value,...`` variants: typed values, booleans, unknown fields."""
+    from isegm.inference.refine import rule_with
+
+    rule = rule_with("first_click=opencv,neighbours=4,keep_connected=false,clip=0.3")
+    assert (rule.first_click, rule.neighbours, rule.keep_connected, rule.clip) == \
+        ("opencv", 4, False, 0.3)
+    assert rule_with("") == DEFAULT_RULE
+    with pytest.raises(ValueError, match="unknown refinement field 'nope'"):
+        rule_with("nope=1")
+    with pytest.raises(ValueError, match="bad graph-cut refinement parameters"):
+        rule_with("neighbours=6")
