@@ -85,7 +85,10 @@ time (BENCHMARKS.md), which decided it. At the first click alone (seed 101, 30 s
 scale) classical GrabCut's disk prior wins on large objects (78.7 % mIoU@1) but fails small and
 medium ones (4.7 / 35.6 %), and neither a classical-GrabCut region instead of the disk nor a
 disk scaled to the network's object (1.5 or 2 x its radius) beat OpenCV from the trimap. The
-second round's table is in README "Graph-cut refinement".
+second round's table is in README "Graph-cut refinement", with a fourth round that changed
+nothing (a background mixture fitted outside a disk around the click, a lower seed threshold,
+and a per-image choice of classical GrabCut's first mask: each helps large objects and costs
+small ones, or finds no cue).
 """
 from __future__ import annotations
 
