@@ -266,7 +266,7 @@ class GraphCutRefiner:
             else rule.colour_weight
         hard = click_labels(small_clicks, (sh, sw), rule.click_radius)
         if rule.engine == "opencv" or first == "opencv":
-            segment = self._opencv_grabcut(self._small, prior, hard)
+            segment = self._opencv_grabcut(prior, hard)
         elif first == "gmm":  # GrabCut's energy on this module's graph, the whole image
             segment = self._graph_cut(prior, hard, colour_weight, rule.first_net_weight,
                                       (slice(0, sh), slice(0, sw)))
@@ -302,8 +302,7 @@ class GraphCutRefiner:
             weights_fg = segment.astype(np.float32)
         return segment
 
-    def _opencv_grabcut(self, image: np.ndarray, prior: np.ndarray,
-                        hard: np.ndarray) -> np.ndarray:
+    def _opencv_grabcut(self, prior: np.ndarray, hard: np.ndarray) -> np.ndarray:
         """OpenCV's GrabCut from a trimap: prior > 0.5 probable foreground, the rest probable
         background, the click disks definite (its GMMs and graph; no soft unaries)."""
         mask = np.where(prior > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
@@ -313,7 +312,7 @@ class GraphCutRefiner:
             return prior > 0.5  # GrabCut needs samples of both sides
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
         cv2.setRNGSeed(0)
-        cv2.grabCut(np.ascontiguousarray(image[..., ::-1]), mask, None, bgd, fgd,
+        cv2.grabCut(np.ascontiguousarray(self._small[..., ::-1]), mask, None, bgd, fgd,
                     self.rule.iterations, cv2.GC_INIT_WITH_MASK)
         return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
 
